@@ -1,0 +1,139 @@
+"""Our checkpoint format: save, and load with ``torch.load(weights_only=True)`` plus structural checks.
+
+A checkpoint is a plain dict of tensors, strings and numbers (nothing that needs an arbitrary unpickler):
+``{"format": "mnistlab-checkpoint", "version": 1, "spec": {...}, "config": {...}, "history": [...],
+"state_dict": {...}, "meta": {...}}``. Anything else (a pickle payload, a truncated file, a state_dict that does not fit
+its spec) is refused with a CheckpointError whose message says why.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .arch import ArchSpec, Net, SpecError, build
+
+FORMAT = "mnistlab-checkpoint"
+VERSION = 1
+MAX_BYTES = 50 * 1024 * 1024  # our largest legal network (200k parameters) is under 1 MB
+
+
+class CheckpointError(ValueError):
+    """Not a usable mnistlab checkpoint; the message says why."""
+
+
+@dataclass
+class Checkpoint:
+    spec: ArchSpec
+    state_dict: dict[str, torch.Tensor]
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def model(self, device: torch.device | str = "cpu") -> Net:
+        """The network with these weights, in eval mode."""
+        net = build(self.spec)
+        try:
+            net.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()
+            raise CheckpointError(f"the weights do not fit the network in the checkpoint's spec: "
+                                  f"{' '.join(first[:3])}") from None
+        return net.to(device).eval()
+
+
+def to_bytes(ckpt: Checkpoint) -> bytes:
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": ckpt.spec.to_dict(),
+        "config": ckpt.config,
+        "history": ckpt.history,
+        "meta": ckpt.meta,
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in ckpt.state_dict.items()},
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def save(ckpt: Checkpoint, path: Path | str) -> Path:
+    """Write atomically (a temp file renamed into place), so a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(to_bytes(ckpt))
+    os.replace(tmp, path)
+    return path
+
+
+def from_bytes(blob: bytes, source: str = "the file") -> Checkpoint:
+    if len(blob) > MAX_BYTES:
+        raise CheckpointError(f"{source} is {len(blob):,} bytes, far larger than any mnistlab checkpoint")
+    if not zipfile.is_zipfile(io.BytesIO(blob)):
+        raise CheckpointError(f"{source} is not an mnistlab checkpoint (not a PyTorch zip archive; "
+                              "it may be truncated, or a raw pickle)")
+    try:
+        obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{source} was refused: it carries objects other than tensors and plain data "
+                              f"(a possible pickle payload): {str(e).splitlines()[0][:200]}") from None
+    except Exception as e:  # truncated/corrupt archives raise RuntimeError, EOFError, zipfile errors, ...
+        raise CheckpointError(f"{source} could not be read (corrupt or truncated): {type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+    return _from_payload(obj, source)
+
+
+def _from_payload(obj: Any, source: str) -> Checkpoint:
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{source} is a PyTorch file but not an mnistlab checkpoint")
+    if obj.get("version") != VERSION:
+        raise CheckpointError(f"{source} has checkpoint version {obj.get('version')!r}; this mnistlab reads {VERSION}")
+    try:
+        spec = ArchSpec.from_dict(obj.get("spec"))
+    except SpecError as e:
+        raise CheckpointError(f"{source} has an invalid architecture spec: {e}") from None
+    state = obj.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{source} has no usable state_dict")
+    config, history, meta = obj.get("config", {}), obj.get("history", []), obj.get("meta", {})
+    if not isinstance(config, dict) or not isinstance(history, list) or not isinstance(meta, dict):
+        raise CheckpointError(f"{source} has malformed config/history/meta")
+    ckpt = Checkpoint(spec, state, config, history, meta)
+    ckpt.model()  # raises CheckpointError when the weights do not fit the spec
+    return ckpt
+
+
+def load(path: Path | str) -> Checkpoint:
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    return from_bytes(blob, source=str(path))
+
+
+def from_result(result, meta: dict[str, Any] | None = None) -> Checkpoint:
+    """A checkpoint from a ``train.TrainResult``."""
+    return Checkpoint(
+        spec=result.spec,
+        state_dict={k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()},
+        config=result.config.to_dict(),
+        history=[h.to_dict() for h in result.history],
+        meta={"status": result.status, "device": result.device, "precision": result.precision,
+              "train_seconds": result.train_seconds, **(meta or {})},
+    )
+
+
+def history_json(ckpt: Checkpoint) -> str:
+    return json.dumps({"spec": ckpt.spec.to_dict(), "config": ckpt.config, "history": ckpt.history,
+                       "meta": ckpt.meta}, indent=2)
