@@ -114,6 +114,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             return _numpy_reconstruct()
         if (module, name) in {("numpy", "ndarray"), ("numpy", "dtype")}:
             return getattr(np, name)
+        if (module, name) == ("_codecs", "encode"):  # how Python 3 writes bytes in a protocol-2 pickle
+            import _codecs
+
+            return _codecs.encode
         raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed")
 
 

@@ -1,0 +1,81 @@
+import io
+import pickle
+
+import pytest
+import torch
+
+from mnistlab import arch, checkpoint, train
+from mnistlab.checkpoint import Checkpoint, CheckpointError
+
+
+def small_checkpoint():
+    spec = arch.preset("tiny")
+    model = arch.build(spec)
+    return Checkpoint(spec, model.state_dict(), train.TrainConfig().to_dict(), [{"epoch": 1}], {"note": "x"})
+
+
+def test_round_trip(tmp_path):
+    ck = small_checkpoint()
+    path = checkpoint.save(ck, tmp_path / "a.pt")
+    back = checkpoint.load(path)
+    assert back.spec == ck.spec and back.config == ck.config and back.history == ck.history
+    assert all(torch.equal(back.state_dict[k], ck.state_dict[k]) for k in ck.state_dict)
+    assert not list(tmp_path.glob("*.part"))
+    # the file is plain data: the strictest loader reads it
+    assert torch.load(path, weights_only=True)["format"] == "mnistlab-checkpoint"
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.allclose(back.model()(x), ck.model()(x))
+
+
+def test_a_pickle_payload_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "mnistlab-checkpoint", "version": 1, "x": Payload()}, evil)
+    with pytest.raises(CheckpointError, match="refused"):
+        checkpoint.load(evil)
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="not an mnistlab checkpoint"):
+        checkpoint.load(raw)
+    assert not marker.exists()
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path):
+    blob = checkpoint.to_bytes(small_checkpoint())
+    for n in (10, len(blob) // 2, len(blob) - 30):
+        with pytest.raises(CheckpointError):
+            checkpoint.from_bytes(blob[:n])
+    foreign = io.BytesIO()
+    torch.save({"conv.weight": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an mnistlab checkpoint"):
+        checkpoint.from_bytes(foreign.getvalue())
+    with pytest.raises(CheckpointError, match="cannot read"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_weights_that_do_not_fit_the_spec_are_refused():
+    ck = small_checkpoint()
+    ck.spec = arch.preset("lean")  # claims another network
+    with pytest.raises(CheckpointError, match="do not fit"):
+        checkpoint.from_bytes(checkpoint.to_bytes(ck))
+    ck = small_checkpoint()
+    bad = dict(ck.state_dict)
+    bad.pop(next(iter(bad)))
+    ck.state_dict = bad
+    with pytest.raises(CheckpointError, match="do not fit"):
+        checkpoint.from_bytes(checkpoint.to_bytes(ck))
+
+
+def test_an_invalid_spec_inside_is_refused():
+    ck = small_checkpoint()
+    payload = torch.load(io.BytesIO(checkpoint.to_bytes(ck)), weights_only=True)
+    payload["spec"]["dropout"] = 0.9
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    with pytest.raises(CheckpointError, match="invalid architecture spec: dropout"):
+        checkpoint.from_bytes(buf.getvalue())

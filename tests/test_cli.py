@@ -1,0 +1,65 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mnistlab import arch
+
+
+def run(*args, root=None, check=True):
+    env_args = ["--root", str(root)] if root is not None else []
+    proc = subprocess.run([sys.executable, "-m", "mnistlab", *args, *env_args], capture_output=True, text=True,
+                          timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_summary_json_for_the_seed():
+    out = json.loads(run("summary", "--preset", "seed", "--json").stdout)
+    assert out["total_params"] == 19_122
+    assert {"type", "output_shape", "params", "receptive_field"} <= set(out["layers"][0])
+    assert out["layers"][0]["output_shape"] == [16, 28, 28]
+    assert {c["name"]: c["passed"] for c in out["checks"]} == {"params": True, "no_fc": True,
+                                                               "receptive_field": True}
+
+
+def test_summary_table_and_presets_list():
+    text = run("summary", "--preset", "tiny").stdout
+    assert "receptive field" in text and "[ok]" in text
+    listing = run("presets").stdout
+    for name in ("seed", "best", "lean", "tiny"):
+        assert name in listing
+
+
+def test_bad_spec_is_a_message_not_a_traceback():
+    proc = run("summary", "--spec", '{"blocks": [], "dropout": 0.1}', check=False)
+    assert proc.returncode == 2
+    assert "at least one block" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_data_command_reports_where_the_data_is(data_root):
+    out = run("data", root=data_root).stdout
+    assert str(data_root) in out
+
+
+@pytest.mark.slow
+def test_train_then_eval_a_quick_run(data_root, tmp_path):
+    ck = tmp_path / "quick.pt"
+    proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "2000", "--quiet", "--out", str(ck),
+               root=data_root)
+    assert "epoch  1/1" in proc.stdout and "final test accuracy" in proc.stdout
+    assert ck.exists() and ck.with_suffix(".json").exists()
+    history = json.loads(ck.with_suffix(".json").read_text())["history"]
+    assert len(history) == 1
+    out = json.loads(run("eval", "--checkpoint", str(ck), "--json", root=data_root).stdout)
+    assert out["params"] == arch.count_params(arch.preset("tiny"))
+    assert out["test_accuracy"] == pytest.approx(history[0]["test_accuracy"], abs=0.01)
+
+
+def test_eval_refuses_a_foreign_file(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x04not a checkpoint")
+    proc = run("eval", "--checkpoint", str(bad), check=False)
+    assert proc.returncode == 2 and "not an mnistlab checkpoint" in proc.stderr

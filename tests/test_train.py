@@ -1,0 +1,96 @@
+import threading
+
+import pytest
+import torch
+
+from mnistlab import arch, train
+from mnistlab.train import ConfigError, TrainConfig
+
+
+@pytest.mark.slow
+def test_one_epoch_on_10k_images_learns(mnist):
+    events = []
+    result = train.train(arch.preset("seed"), TrainConfig(epochs=1, train_subset=10_000, seed=1), mnist,
+                         on_event=events.append)
+    assert result.status == "finished"
+    assert result.final_test_accuracy > 95.0  # on the full official 10k test set
+    started = [e for e in events if isinstance(e, train.Started)]
+    batches = [e for e in events if isinstance(e, train.BatchProgress)]
+    epochs = [e for e in events if isinstance(e, train.EpochEnd)]
+    assert len(started) == 1 and started[0].params == 19_122 and started[0].train_images == 10_000
+    assert batches[-1].batch == batches[-1].batches == 78  # 10,000 // 128 full batches
+    assert len(epochs) == 1 and epochs[0].seconds > 0 and 0 <= epochs[0].train_accuracy <= 100
+
+
+def test_cancel_from_another_thread_stops_within_one_batch(mnist):
+    cancel = threading.Event()
+    seen = []
+
+    def on_event(ev):
+        if isinstance(ev, train.BatchProgress):
+            seen.append(ev.batch)
+            if ev.batch >= 3:
+                threading.Thread(target=cancel.set).start()
+
+    cfg = TrainConfig(epochs=3, train_subset=4000, batch_size=32, seed=0)
+    result = train.train(arch.preset("tiny"), cfg, mnist, on_event=on_event, cancel=cancel)
+    assert result.status == "cancelled"
+    assert result.history == []  # no epoch finished
+    assert max(seen) <= 5  # report_every is 2 here: stopped at most a batch or two after the request
+
+
+def test_same_seed_same_result_on_the_cpu(mnist):
+    cfg = TrainConfig(epochs=1, train_subset=1500, seed=7, device="cpu")
+    a = train.train(arch.preset("lean"), cfg, mnist)
+    b = train.train(arch.preset("lean"), cfg, mnist)
+    c = train.train(arch.preset("lean"), TrainConfig(**{**cfg.to_dict(), "seed": 8}), mnist)
+    sa, sb, sc = (r.model.state_dict() for r in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.history[0].test_accuracy == b.history[0].test_accuracy
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_validation_split_is_evaluated_when_asked(data_root):
+    from mnistlab import data
+
+    d = data.load(data_root, validation=1000, fetch=False)
+    r = train.train(arch.preset("tiny"), TrainConfig(epochs=1, train_subset=1000, validation=1000), d)
+    assert r.history[0].validation_accuracy is not None
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"epochs": 0}, "epochs must be a whole number from 1 to 100"),
+    ({"lr": -1}, "lr must be a number"),
+    ({"optimizer": "magic"}, "optimizer must be one of"),
+    ({"precision": "int4"}, "precision must be one of"),
+    ({"train_subset": 0}, "train_subset must be"),
+])
+def test_bad_configs_are_refused_with_a_message(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **changes})
+
+
+def test_config_round_trip_and_eligibility():
+    cfg = TrainConfig(epochs=5)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.challenge_eligible
+    assert not TrainConfig(train_subset=1000).challenge_eligible
+    assert not TrainConfig(epochs=20).challenge_eligible
+    with pytest.raises(ConfigError, match="unknown config field"):
+        TrainConfig.from_dict({"epochs": 1, "turbo": True})
+
+
+def test_device_and_precision_choice():
+    assert train.pick_device("cpu").type == "cpu"
+    auto = train.pick_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            train.pick_device("cuda")
+    with pytest.raises(ConfigError):
+        train.pick_device("tpu")
+    cpu = torch.device("cpu")
+    assert train.pick_precision("auto", cpu) == ("bf16" if train.cpu_has_native_bf16() else "fp32")
+    assert train.pick_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ConfigError, match="fp16"):
+        train.pick_precision("fp16", cpu)
