@@ -23,6 +23,7 @@ from .arch import ArchSpec, Net, SpecError, build
 
 FORMAT = "mnistlab-checkpoint"
 VERSION = 1
+WEIGHTS_DIR = Path(__file__).parent / "weights"
 MAX_BYTES = 50 * 1024 * 1024  # our largest legal network (200k parameters) is under 1 MB
 
 
@@ -137,3 +138,8 @@ def from_result(result, meta: dict[str, Any] | None = None) -> Checkpoint:
 def history_json(ckpt: Checkpoint) -> str:
     return json.dumps({"spec": ckpt.spec.to_dict(), "config": ckpt.config, "history": ckpt.history,
                        "meta": ckpt.meta}, indent=2)
+
+
+def shipped() -> dict[str, Path]:
+    """The trained checkpoint shipped for each preset that has one: name -> path."""
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.pt"))}

@@ -1,0 +1,137 @@
+"""The architecture editor: widgets that edit a draft spec, validated on every change.
+
+The draft (a plain dict, possibly invalid) lives in ``st.session_state.draft``; each widget's key starts with ``ed_``
+and is seeded from the draft. A valid draft becomes the session's spec (and the URL's); an invalid one shows the
+validator's message beside the block or control it names, and the last valid spec stays in force.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from .. import arch
+from ..arch import ArchSpec, SpecError
+from . import state
+
+PREFIX = "ed_"
+MAX_WIDGET_WIDTH = 512  # the validator, not the widget, says where the real limit (256) is
+
+
+def _reset_widgets() -> None:
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(PREFIX)]:
+        del st.session_state[key]
+
+
+def _seed(key: str, value) -> str:
+    key = PREFIX + key
+    if key not in st.session_state:
+        st.session_state[key] = value
+    return key
+
+
+def load_draft(spec_dict: dict) -> None:
+    st.session_state.draft = spec_dict
+    _reset_widgets()
+
+
+def _load_preset() -> None:
+    load_draft(arch.preset(st.session_state.preset_choice).to_dict())
+
+
+def _add_block() -> None:
+    d = st.session_state.draft
+    d["blocks"].append({"widths": [16], "padding": 0, "pool": False, "transition": None})
+    load_draft(d)
+
+
+def _remove_block(i: int) -> None:
+    d = st.session_state.draft
+    if len(d["blocks"]) > 1:
+        d["blocks"].pop(i)
+    load_draft(d)
+
+
+def _add_conv(i: int) -> None:
+    d = st.session_state.draft
+    widths = d["blocks"][i]["widths"]
+    if len(widths) < arch.MAX_CONVS_PER_BLOCK:
+        widths.append(widths[-1] if widths else 16)
+    load_draft(d)
+
+
+def _remove_conv(i: int) -> None:
+    d = st.session_state.draft
+    if len(d["blocks"][i]["widths"]) > 1:
+        d["blocks"][i]["widths"].pop()
+    load_draft(d)
+
+
+def editor() -> tuple[ArchSpec, str | None]:
+    """Render the editor; return (the spec in force, the validation message or None)."""
+    if "draft" not in st.session_state:
+        st.session_state.draft = state.current_spec().to_dict()
+    d = st.session_state.draft
+
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    names = list(arch.PRESETS)
+    current = d.get("name") if d.get("name") in names else names[0]
+    c1.selectbox("Start from a preset", names, index=names.index(current), key="preset_choice",
+                 format_func=lambda n: f"{n}: {arch.PRESET_NOTES.get(n, '')}")
+    c2.button("Load preset", on_click=_load_preset, use_container_width=True)
+
+    new_blocks, block_slots = [], []
+    for i, block in enumerate(d["blocks"]):
+        with st.container(border=True):
+            head, add, rm, rmb = st.columns([4, 1, 1, 1.3], vertical_alignment="bottom")
+            head.markdown(f"**Block {i + 1}** — 3×3 convolutions")
+            add.button("＋ conv", key=f"addc{i}", on_click=_add_conv, args=(i,),
+                       disabled=len(block["widths"]) >= arch.MAX_CONVS_PER_BLOCK)
+            rm.button("－ conv", key=f"rmc{i}", on_click=_remove_conv, args=(i,), disabled=len(block["widths"]) <= 1)
+            rmb.button("remove block", key=f"rmb{i}", on_click=_remove_block, args=(i,), disabled=len(d["blocks"]) <= 1)
+            cols = st.columns(max(len(block["widths"]), 1) + 3)
+            widths = [
+                int(cols[j].number_input(f"conv {j + 1} width", 1, MAX_WIDGET_WIDTH, step=1,
+                                         key=_seed(f"w_{i}_{j}", int(block["widths"][j]))))
+                for j in range(len(block["widths"]))
+            ]
+            k = len(widths)
+            padding = cols[k].selectbox("padding", [1, 0], key=_seed(f"pad_{i}", int(block.get("padding", 1))),
+                                        help="1 keeps the map size; 0 shrinks it by 2 pixels per conv")
+            pool = cols[k + 1].checkbox("max-pool 2×2", key=_seed(f"pool_{i}", bool(block.get("pool", True))))
+            transition = int(cols[k + 2].number_input(
+                "1×1 transition (0 = none)", 0, MAX_WIDGET_WIDTH, step=1,
+                key=_seed(f"t_{i}", int(block.get("transition") or 0))))
+            block_slots.append(st.empty())
+            new_blocks.append({"widths": widths, "padding": padding, "pool": pool,
+                               "transition": transition or None})
+    st.button("＋ add block", on_click=_add_block, disabled=len(d["blocks"]) >= arch.MAX_BLOCKS)
+
+    g1, g2, g3, g4 = st.columns(4)
+    dropout = g1.slider("dropout", 0.0, 0.5, step=0.01, key=_seed("dropout", float(d.get("dropout", 0.1))))
+    batchnorm = g2.toggle("batch-norm", key=_seed("batchnorm", bool(d.get("batchnorm", True))))
+    heads = list(arch.HEADS)
+    head = g3.selectbox("head", heads, key=_seed("head", d.get("head", "conv3")),
+                        format_func=lambda h: arch.HEADS[h].split(",")[0])
+    orders = list(arch.ORDERS)
+    order = g4.selectbox("order", orders, key=_seed("order", d.get("order", "relu_bn")),
+                         format_func=lambda o: arch.ORDERS[o].split(" (")[0])
+    general_slot = st.empty()
+
+    new = {**d, "blocks": new_blocks, "dropout": float(dropout), "batchnorm": bool(batchnorm), "head": head,
+           "order": order}
+    if new != d:
+        new["name"] = "custom"  # edited: no longer the preset it came from
+    st.session_state.draft = new
+    try:
+        spec = ArchSpec.from_dict(new)
+    except SpecError as e:
+        message = str(e)
+        m = re.match(r"block (\d+)", message)
+        slot = block_slots[int(m[1]) - 1] if m and int(m[1]) <= len(block_slots) else general_slot
+        slot.error(message, icon="⚠️")
+        return state.current_spec(), message
+    state.set_spec(spec)
+    state.spec_to_url(spec)
+    return spec, None

@@ -1,0 +1,94 @@
+"""Plotly figures and images for the pages (no Streamlit calls here, so they are easy to test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..arch import CHALLENGE_PARAMS
+
+TARGET = 99.4
+RED, GREEN, GREY = "#d62728", "#2ca02c", "#7f7f7f"
+
+
+def budget_bar(params: int, limit: int = CHALLENGE_PARAMS) -> go.Figure:
+    """A horizontal bar of the parameter count against the 20k budget; red past it."""
+    over = params >= limit
+    fig = go.Figure(go.Bar(x=[params], y=["parameters"], orientation="h", marker_color=RED if over else GREEN,
+                           text=[f"{params:,}"], textposition="auto", hoverinfo="skip"))
+    fig.add_vline(x=limit, line_dash="dash", line_color=GREY, annotation_text=f"{limit:,} budget")
+    fig.update_layout(height=110, margin=dict(l=10, r=10, t=25, b=10), showlegend=False,
+                      xaxis=dict(range=[0, max(limit * 1.25, params * 1.05)]), yaxis=dict(visible=False))
+    return fig
+
+
+def training_curves(history: list[dict]) -> go.Figure:
+    """Loss and accuracy per epoch, train and test side by side, with the 99.4 % line."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy (%)"))
+    epochs = [h["epoch"] for h in history]
+    for key, name, color in (("train", "train", "#1f77b4"), ("test", "test", "#ff7f0e")):
+        fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_loss"] for h in history], name=f"{name} loss",
+                                 mode="lines+markers", line_color=color), 1, 1)
+        fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_accuracy"] for h in history], name=f"{name} accuracy",
+                                 mode="lines+markers", line_color=color, line_dash="dot" if key == "train" else None),
+                      1, 2)
+    fig.add_hline(y=TARGET, line_dash="dash", line_color=RED, annotation_text="99.4 %", row=1, col=2)
+    lo = min([h["test_accuracy"] for h in history] + [h["train_accuracy"] for h in history] + [TARGET])
+    fig.update_yaxes(range=[max(0, lo - 0.5), 100], row=1, col=2)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def compare_curves(runs: list[tuple[str, list[dict]]]) -> go.Figure:
+    fig = go.Figure()
+    for label, history in runs:
+        fig.add_trace(go.Scatter(x=[h["epoch"] for h in history], y=[h["test_accuracy"] for h in history],
+                                 name=label, mode="lines+markers"))
+    fig.add_hline(y=TARGET, line_dash="dash", line_color=RED)
+    fig.update_layout(height=340, xaxis_title="epoch", yaxis_title="test accuracy (%)",
+                      margin=dict(l=10, r=10, t=20, b=10))
+    return fig
+
+
+def probabilities(probs: np.ndarray) -> go.Figure:
+    top = int(np.argmax(probs))
+    colors = [GREEN if i == top else "#9ecae1" for i in range(10)]
+    fig = go.Figure(go.Bar(x=[str(i) for i in range(10)], y=probs, marker_color=colors,
+                           text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs], textposition="outside"))
+    fig.update_layout(height=260, yaxis=dict(range=[0, 1.1], tickformat=".0%"), xaxis_title="digit",
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def confusion(cm: np.ndarray) -> go.Figure:
+    text = [[str(v) if v else "" for v in row] for row in cm]
+    z = np.log1p(cm)  # the diagonal would wash out every mistake on a linear scale
+    fig = go.Figure(go.Heatmap(z=z, x=[str(i) for i in range(10)], y=[str(i) for i in range(10)], text=text,
+                               texttemplate="%{text}", colorscale="Blues", showscale=False,
+                               hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
+    fig.update_layout(height=420, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def tile(maps: np.ndarray, columns: int = 8, pad: int = 1, scale: int = 3) -> np.ndarray:
+    """(C, H, W) feature maps -> one uint8 grid image, each map scaled to its own range, pixels enlarged."""
+    c, h, w = maps.shape
+    columns = min(columns, c)
+    rows = -(-c // columns)
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad), 40, dtype=np.uint8)
+    for i in range(c):
+        m = maps[i]
+        lo, hi = float(m.min()), float(m.max())
+        norm = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+        r, col = divmod(i, columns)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = \
+            (norm * 255).astype(np.uint8)
+    return np.kron(grid, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else grid
+
+
+def enlarge(image: np.ndarray, scale: int = 8) -> np.ndarray:
+    """A (28, 28) image in [0, 1] -> uint8, each pixel a scale x scale block (no blur, students see the pixels)."""
+    return np.kron((np.clip(image, 0, 1) * 255).astype(np.uint8), np.ones((scale, scale), dtype=np.uint8))

@@ -1,0 +1,42 @@
+"""Architecture: edit a network and watch its parameter count against the 20k budget."""
+
+import streamlit as st
+
+from mnistlab import arch
+from mnistlab.ui import editor, figures, state
+
+st.set_page_config(page_title="Architecture · MNIST Lab", page_icon="🧱", layout="wide")
+st.title("Architecture")
+state.current_spec()
+if message := st.session_state.pop("url_message", None):
+    st.warning(message)
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    spec, error = editor.editor()
+summary = arch.summary(spec)
+with right:
+    st.metric("Parameters", f"{summary.total_params:,}",
+              delta=f"{arch.CHALLENGE_PARAMS - summary.total_params:,} left in the budget"
+              if summary.total_params < arch.CHALLENGE_PARAMS else
+              f"{summary.total_params - arch.CHALLENGE_PARAMS + 1:,} over the budget",
+              delta_color="normal" if summary.total_params < arch.CHALLENGE_PARAMS else "inverse")
+    st.plotly_chart(figures.budget_bar(summary.total_params), use_container_width=True,
+                    config={"displayModeBar": False})
+    if error:
+        st.caption("Showing the last valid network until the problem on the left is fixed.")
+    st.subheader("Challenge checks")
+    for check in summary.checks:
+        (st.success if check.passed else st.error)(check.detail, icon="✅" if check.passed else "❌")
+    st.caption(f"{summary.total_macs / 1e6:.2f} M multiply-adds per image. "
+               "Share this network: copy the page's address, it carries the network.")
+
+st.subheader("Layer by layer")
+st.dataframe(
+    [{"#": r.index, "layer": r.type, "role": r.role, "output": "×".join(map(str, r.output_shape)),
+      "params": r.params, "receptive field": r.receptive_field, "jump": r.jump, "MACs": r.macs}
+     for r in summary.layers],
+    hide_index=True, use_container_width=True)
+with st.expander("The network as JSON"):
+    st.code(state.spec_text(spec), language="json")
+st.page_link("pages/2_Train.py", label="Train this network →", icon="🏋️")

@@ -1,0 +1,85 @@
+"""Train: hand the current network to the shared job manager and watch it learn."""
+
+import streamlit as st
+
+from mnistlab import arch, train
+from mnistlab.jobs import JobError
+from mnistlab.ui import figures, state
+
+st.set_page_config(page_title="Train · MNIST Lab", page_icon="🏋️", layout="wide")
+st.title("Train")
+manager = state.job_manager()
+spec = state.current_spec()
+summary = arch.summary(spec)
+me = state.session_id()
+st.markdown(f"Network: **{spec.name}**, {summary.total_params:,} parameters "
+            f"({'within' if summary.total_params < arch.CHALLENGE_PARAMS else 'over'} the 20k budget). "
+            "Change it on the Architecture page.")
+
+recipe = train.recipe(spec.name)
+with st.form("settings"):
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("epochs", 1, 30, value=recipe.epochs)
+    batch_size = c2.selectbox("batch size", [64, 128, 256, 512], index=[64, 128, 256, 512].index(recipe.batch_size))
+    lr = c3.number_input("learning rate (peak)", 0.001, 1.0, value=recipe.lr, step=0.01, format="%.3f")
+    augment = c4.toggle("augmentation", value=recipe.augment > 0,
+                        help="random rotation, scale and shift of each training image")
+    quick = st.toggle("quick mode: train on 5,000 images (fast, but not challenge-eligible)", value=False)
+    start = st.form_submit_button("Start training", type="primary")
+
+if start:
+    mine = [j for j in manager.jobs(owner=me) if j.active]
+    if mine:
+        st.error("You already have a job queued or running; cancel it or wait for it to finish.")
+    else:
+        cfg = train.TrainConfig(**{**recipe.to_dict(), "epochs": int(epochs), "batch_size": int(batch_size),
+                                   "lr": float(lr), "augment": recipe.augment if augment else 0.0,
+                                   "train_subset": 5000 if quick else None})
+        try:
+            st.session_state.job_id = manager.submit(spec, cfg, owner=me, who=state.who())
+        except (JobError, train.ConfigError) as e:
+            st.error(str(e))
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    job_id = st.session_state.get("job_id")
+    if not job_id:
+        st.info("No training started from this session yet.")
+        return
+    try:
+        job = manager.snapshot(job_id)
+    except JobError:
+        st.info("That job is gone (the server restarted).")
+        return
+    if job.status == "queued":
+        st.info(f"Queued: position {job.queue_position} — another session's job is using the device.")
+    elif job.status == "running":
+        st.progress(job.progress, text=f"Running on {job.device} ({job.precision}): epoch "
+                                       f"{min(job.epoch + 1, job.epochs)}/{job.epochs}, "
+                                       f"batch {job.batch}/{job.batches}")
+    if job.active:
+        if st.button("Cancel", key="cancel"):
+            manager.cancel(job_id)
+            st.rerun(scope="fragment")
+    if job.history:
+        st.plotly_chart(figures.training_curves(job.history), use_container_width=True, key="curves")
+    if job.status == "finished":
+        acc = job.final_test_accuracy
+        st.metric("Final test accuracy (last epoch, 10,000 test images)", f"{acc:.2f} %")
+        checks = [("accuracy ≥ 99.4 %", acc >= 99.4),
+                  ("fewer than 20,000 parameters", job.params < arch.CHALLENGE_PARAMS),
+                  ("fewer than 20 epochs", job.epochs < 20),
+                  ("no fully connected layer, receptive field ≥ 28",
+                   all(c.passed for c in arch.summary(arch.ArchSpec.from_dict(job.spec)).checks if c.name != "params")),
+                  ("trained on all 60,000 images", job.config.get("train_subset") is None)]
+        for text, ok in checks:
+            st.write(("✅ " if ok else "❌ ") + text)
+        st.page_link("pages/3_Draw.py", label="Draw a digit for this network →", icon="✏️")
+    elif job.status == "cancelled":
+        st.warning(f"Cancelled after {job.epoch} epoch(s).")
+    elif job.status == "failed":
+        st.error(f"Training failed: {job.error}")
+
+
+live()

@@ -1,0 +1,74 @@
+"""Draw: a digit on the canvas, the network's prediction, and what each layer sees."""
+
+from pathlib import Path
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from mnistlab import checkpoint, drawing, inspect
+from mnistlab.ui import figures, state
+
+st.set_page_config(page_title="Draw · MNIST Lab", page_icon="✏️", layout="wide")
+st.title("Draw a digit")
+
+models: dict[str, str] = {f"preset · {name}": str(path) for name, path in checkpoint.shipped().items()}
+for job in state.job_manager().jobs():
+    if job.status == "finished" and job.checkpoint_path and Path(job.checkpoint_path).exists():
+        who = f" by {job.who}" if job.who else ""
+        models[f"run · {job.name}{who} · {job.final_test_accuracy:.2f} % · {job.id}"] = job.checkpoint_path
+if not models:
+    st.error("No trained model is available: the shipped weights are missing and no run has finished yet.")
+    st.stop()
+choice = st.selectbox("Model", list(models), key="model_choice")
+try:
+    path = models[choice]
+    ck, model = state.load_model(path, Path(path).stat().st_mtime)
+except (checkpoint.CheckpointError, OSError) as e:
+    st.error(f"That model could not be loaded: {e}")
+    st.stop()
+
+if "canvas_key" not in st.session_state:
+    st.session_state.canvas_key = 0
+
+
+def clear() -> None:
+    st.session_state.canvas_key += 1
+
+
+left, right = st.columns([1, 1], gap="large")
+with left:
+    pen = st.slider("pen width", 6, 40, 18)
+    result = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000", width=280, height=280,
+                       drawing_mode="freedraw", return_image_data=True, key=f"canvas_{st.session_state.canvas_key}")
+    st.button("Clear", on_click=clear)
+    st.caption("White ink on black, like MNIST. Draw big or small, anywhere: the digit is cropped, scaled to "
+               "20×20 and centred by its centre of mass, as MNIST was made.")
+
+rgba = result.image_data if result is not None else None
+image = None
+with right:
+    try:
+        if rgba is None:
+            raise drawing.BlankDrawing("Draw a digit on the canvas.")
+        image = drawing.to_mnist(rgba)
+    except drawing.DrawingError as e:
+        st.metric("Prediction", "—")
+        st.info(str(e) if str(e).startswith("Draw a digit") else f"Draw a digit ({e}).")
+    else:
+        probs = inspect.predict(model, image)
+        top = int(probs.argmax())
+        st.metric("Prediction", str(top), f"{probs[top]:.0%} sure", delta_color="off")
+        st.plotly_chart(figures.probabilities(probs), use_container_width=True, config={"displayModeBar": False})
+        a, b = st.columns(2)
+        a.image(figures.enlarge(image, 6), caption="what the network sees (28×28)")
+        b.image(figures.enlarge(inspect.saliency(model, image), 6),
+                caption="saliency: pixels the decision leans on")
+
+if image is not None:
+    st.subheader("Look inside: every conv layer's feature maps")
+    st.caption("Each small square is one channel's response (bright = strong). Early layers find strokes and edges; "
+               "later ones respond to parts of digits; the head has one map per digit.")
+    for fm in inspect.feature_maps(model, image):
+        st.markdown(f"**{fm.name}** — {fm.maps.shape[1]}×{fm.maps.shape[2]}")
+        scale = max(1, 96 // fm.maps.shape[1])
+        st.image(figures.tile(fm.maps, columns=16, scale=scale))

@@ -1,0 +1,106 @@
+import threading
+import time
+
+import pytest
+
+from mnistlab import arch, checkpoint, train
+from mnistlab.jobs import JobError, JobManager
+
+QUICK = train.TrainConfig(epochs=1, train_subset=1000, batch_size=100, seed=0)
+
+
+@pytest.fixture
+def manager(mnist, tmp_path):
+    m = JobManager(tmp_path / "runs", load_data=lambda: mnist)
+    yield m
+    m.close()
+
+
+def test_a_job_runs_in_the_background_and_saves_a_checkpoint(manager):
+    job_id = manager.submit(arch.preset("tiny"), QUICK, owner="ann")
+    snap = manager.wait(job_id, timeout=120)
+    assert snap.status == "finished", snap.error
+    assert snap.epoch == 1 and len(snap.history) == 1 and snap.progress == 1.0
+    assert snap.device.startswith(("CPU", "NVIDIA", "Apple")) or snap.device
+    assert snap.final_test_accuracy == snap.history[-1]["test_accuracy"]
+    assert not snap.challenge_eligible  # a quick run on a subset
+    ck = checkpoint.load(snap.checkpoint_path)
+    assert ck.spec == arch.preset("tiny") and ck.meta["owner"] == "ann"
+
+
+def test_jobs_queue_on_one_worker_in_order(manager):
+    ids = [manager.submit(arch.preset("tiny"), QUICK, owner=f"s{i}") for i in range(3)]
+    snaps = [manager.snapshot(i) for i in ids]
+    running_or_first = snaps[0].status in ("queued", "running")
+    assert running_or_first
+    assert [s.queue_position for s in snaps[1:]] in ([1, 2], [2, 3])
+    done = [manager.wait(i, timeout=240) for i in ids]
+    assert all(d.status == "finished" for d in done)
+    starts = [d.started_at for d in done]
+    ends = [d.ended_at for d in done]
+    assert starts == sorted(starts)
+    assert all(ends[i] <= starts[i + 1] for i in range(2))  # never two at once
+
+
+def test_cancel_a_running_job_within_a_couple_of_seconds(manager):
+    long = train.TrainConfig(epochs=20, train_subset=5000, batch_size=64)
+    job_id = manager.submit(arch.preset("tiny"), long)
+    deadline = time.monotonic() + 60
+    while manager.snapshot(job_id).batch < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    manager.cancel(job_id)
+    snap = manager.wait(job_id, timeout=10)
+    assert snap.status == "cancelled"
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_cancel_a_queued_job_and_the_queue_moves_up(manager):
+    first = manager.submit(arch.preset("tiny"), QUICK)
+    second = manager.submit(arch.preset("tiny"), QUICK)
+    third = manager.submit(arch.preset("tiny"), QUICK)
+    manager.cancel(second)
+    assert manager.snapshot(second).status == "cancelled"
+    assert manager.snapshot(third).queue_position in (1, 2)
+    assert manager.wait(third, timeout=240).status == "finished"
+    assert manager.snapshot(first).status == "finished"
+
+
+def test_a_failing_job_records_its_error_and_the_worker_goes_on(mnist, tmp_path):
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("disk on fire")
+        return mnist
+
+    m = JobManager(tmp_path, load_data=flaky)
+    try:
+        bad = m.submit(arch.preset("tiny"), QUICK)
+        assert m.wait(bad, timeout=30).status == "failed"
+        assert "disk on fire" in m.snapshot(bad).error
+        good = m.submit(arch.preset("tiny"), QUICK)
+        assert m.wait(good, timeout=120).status == "finished"
+    finally:
+        m.close()
+
+
+def test_unknown_job_and_full_queue_are_clear_errors(mnist, tmp_path):
+    m = JobManager(tmp_path, load_data=lambda: mnist, max_queue=1)
+    try:
+        with pytest.raises(JobError, match="no job"):
+            m.snapshot("nope")
+        block = threading.Event()
+        m._load_data = lambda: (block.wait(10), mnist)[1]  # hold the worker on the first job
+        m._data = None
+        m.submit(arch.preset("tiny"), QUICK)
+        deadline = time.monotonic() + 5
+        while m.jobs()[0].status == "queued" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        m.submit(arch.preset("tiny"), QUICK)
+        with pytest.raises(JobError, match="queue is full"):
+            m.submit(arch.preset("tiny"), QUICK)
+        block.set()
+    finally:
+        m.close()
