@@ -105,6 +105,11 @@ class JobManager:
         self._worker.start()
 
     # ------------------------------------------------------------------ API for pages
+    @property
+    def device(self) -> str:
+        """The device jobs run on, in words (a GPU's name, or the CPU)."""
+        return train.device_name(train.pick_device("auto"))
+
     def submit(self, spec: ArchSpec, config: train.TrainConfig, owner: str = "", who: str = "") -> str:
         config.validate()
         with self._lock:

@@ -13,6 +13,7 @@ Speed tricks, each measured by ``benchmarks/`` on the 2-core dev CPU (seed netwo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -161,7 +162,7 @@ def pick_precision(requested: str, dev: torch.device) -> str:
 
 def _autocast(dev: torch.device, precision: str):
     if precision == "fp32":
-        return torch.autocast(dev.type, enabled=False)
+        return contextlib.nullcontext()
     return torch.autocast(dev.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 

@@ -12,6 +12,7 @@ manager = state.job_manager()
 spec = state.current_spec()
 summary = arch.summary(spec)
 me = state.session_id()
+st.caption(f"Jobs from every session run one at a time on: {manager.device}")
 st.markdown(f"Network: **{spec.name}**, {summary.total_params:,} parameters "
             f"({'within' if summary.total_params < arch.CHALLENGE_PARAMS else 'over'} the 20k budget). "
             "Change it on the Architecture page.")
@@ -53,7 +54,8 @@ def live() -> None:
         st.info("That job is gone (the server restarted).")
         return
     if job.status == "queued":
-        st.info(f"Queued: position {job.queue_position} — another session's job is using the device.")
+        st.info(f"Queued: position {job.queue_position} for {manager.device}. Jobs run one at a time; "
+                "another session's job is using it now.")
     elif job.status == "running":
         st.progress(job.progress, text=f"Running on {job.device} ({job.precision}): epoch "
                                        f"{min(job.epoch + 1, job.epochs)}/{job.epochs}, "

@@ -49,11 +49,11 @@ image = None
 with right:
     try:
         if rgba is None:
-            raise drawing.BlankDrawing("Draw a digit on the canvas.")
+            raise drawing.BlankDrawing("the canvas is empty")
         image = drawing.to_mnist(rgba)
     except drawing.DrawingError as e:
         st.metric("Prediction", "—")
-        st.info(str(e) if str(e).startswith("Draw a digit") else f"Draw a digit ({e}).")
+        (st.info if isinstance(e, drawing.BlankDrawing) else st.error)(str(e))
     else:
         probs = inspect.predict(model, image)
         top = int(probs.argmax())

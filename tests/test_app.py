@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -24,8 +25,15 @@ def isolated_runs(tmp_path, monkeypatch, data_root):
     st.cache_resource.clear()
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def page(path: str) -> AppTest:
-    return AppTest.from_file(path, default_timeout=TIMEOUT)
+    """An AppTest of the multipage app (app.py is the entrypoint), opened on ``path``."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if path != "app.py":
+        at.switch_page(path)
+    return at
 
 
 def metric(at: AppTest, label: str):

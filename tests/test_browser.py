@@ -1,0 +1,139 @@
+"""A real browser session: `streamlit run app.py` headless on a loopback port, driven by Playwright in Chromium.
+
+Needs Debian's Chromium (/usr/bin/chromium, or $MNISTLAB_CHROMIUM) and the playwright package; scripts/test.sh
+installs both. In CI a missing browser fails these tests; elsewhere they skip, saying why.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import need
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
+    port = free_port()
+    env = {**os.environ, "MNISTLAB_RUNS": str(tmp_path_factory.mktemp("runs"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {proc.stdout.read()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    need(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None,
+         f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "the playwright package is not installed (pip install playwright)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                    "--disable-background-networking", "--disable-component-update",
+                                    "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def settle(page, timeout: float = 30_000) -> None:
+    """Wait until the app has finished running (its status widget is gone)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
+
+
+def stroke(page, box, points) -> None:
+    """One mouse stroke through points given as fractions of the canvas."""
+    x0, y0 = box["x"], box["y"]
+    page.mouse.move(x0 + points[0][0] * box["width"], y0 + points[0][1] * box["height"])
+    page.mouse.down()
+    for fx, fy in points[1:]:
+        page.mouse.move(x0 + fx * box["width"], y0 + fy * box["height"], steps=12)
+    page.mouse.up()
+
+
+def prediction(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+DIGITS = {
+    # a "7": top bar then a long diagonal, drawn small in the upper left
+    "7": [[(0.10, 0.10), (0.45, 0.10), (0.25, 0.55)]],
+    # a "1": one slanted stroke, large
+    "1": [[(0.55, 0.10), (0.45, 0.90)]],
+    # a "0": an oval, off-centre to the right
+    "0": [[(0.70, 0.20), (0.58, 0.30), (0.55, 0.55), (0.62, 0.80), (0.75, 0.82), (0.85, 0.60), (0.84, 0.32),
+           (0.70, 0.20)]],
+}
+
+
+def test_draw_a_digit_and_read_the_prediction(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=30_000)
+    settle(page)
+    assert prediction(page) == "—"
+    seen = {}
+    for digit, strokes in DIGITS.items():
+        box = canvas.bounding_box()
+        for points in strokes:
+            stroke(page, box, points)
+        settle(page)
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+                 .some(m => m.innerText.includes('Prediction') && !m.innerText.includes('—'))""", timeout=30_000)
+        seen[digit] = prediction(page)
+        page.get_by_role("button", name="Clear").click()
+        settle(page)
+        canvas = page.locator("canvas.upper-canvas").first
+        canvas.wait_for(timeout=30_000)
+    assert seen == {d: d for d in DIGITS}
+    page.close()
+
+
+def test_start_a_quick_run_and_see_the_curves(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_text("quick mode").click()
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_selector("text=Running on", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)  # the curves appear after the first epoch
+    assert page.locator(".js-plotly-plot").count() >= 1
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("text=Cancelled", timeout=30_000)
+    page.close()
