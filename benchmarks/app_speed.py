@@ -51,15 +51,15 @@ def a_drawing() -> np.ndarray:
 def main() -> None:
     emit({"machine": machine()})
     for name, spec in arch.PRESETS.items():
-        stats("summary", timed(lambda: arch.summary(spec), 50), spec=name)
+        stats("summary", timed(lambda spec=spec: arch.summary(spec), 50), spec=name)
     edited = arch.ArchSpec.from_dict({**arch.preset("best").to_dict(), "dropout": 0.2})
     stats("summary", timed(lambda: arch.summary(edited), 50), spec="edited best")
 
     rgba = a_drawing()
     for name, path in checkpoint.shipped().items():
         model = checkpoint.load(path).model()
-        stats("drawing->prediction", timed(lambda: inspect.predict(model, drawing.to_mnist(rgba)), 50), model=name)
-        stats("feature maps", timed(lambda: inspect.feature_maps(model, drawing.to_mnist(rgba)), 20), model=name)
+        stats("drawing->prediction", timed(lambda m=model: inspect.predict(m, drawing.to_mnist(rgba)), 50), model=name)
+        stats("feature maps", timed(lambda m=model: inspect.feature_maps(m, drawing.to_mnist(rgba)), 20), model=name)
 
     from streamlit.testing.v1 import AppTest
 
@@ -71,7 +71,7 @@ def main() -> None:
     while manager.snapshot(job).status != "running":
         time.sleep(0.1)
     for page in ("app.py", "pages/1_Architecture.py", "pages/2_Train.py", "pages/3_Draw.py"):
-        def render():
+        def render(page=page):
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
             if page != "app.py":
                 at.switch_page(page)

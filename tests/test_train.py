@@ -10,8 +10,8 @@ from mnistlab.train import ConfigError, TrainConfig
 @pytest.mark.slow
 def test_one_epoch_on_10k_images_learns(mnist):
     events = []
-    result = train.train(arch.preset("seed"), TrainConfig(epochs=1, train_subset=10_000, seed=1), mnist,
-                         on_event=events.append)
+    cfg = TrainConfig(epochs=1, train_subset=10_000, seed=1, batch_size=128)
+    result = train.train(arch.preset("seed"), cfg, mnist, on_event=events.append)
     assert result.status == "finished"
     assert result.final_test_accuracy > 95.0  # on the full official 10k test set
     started = [e for e in events if isinstance(e, train.Started)]
