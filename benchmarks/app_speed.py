@@ -70,11 +70,10 @@ def main() -> None:
     job = manager.submit(arch.preset("seed"), train.TrainConfig(epochs=5), owner="bench")
     while manager.snapshot(job).status != "running":
         time.sleep(0.1)
-    for page in ("app.py", "pages/1_Architecture.py", "pages/2_Train.py", "pages/3_Draw.py"):
+    for page in ("pages/0_Home.py", "pages/1_Architecture.py", "pages/2_Train.py", "pages/3_Draw.py"):
         def render(page=page):
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-            if page != "app.py":
-                at.switch_page(page)
+            at.switch_page(page)
             at.run()
             assert not at.exception, at.exception
         render()  # warm caches (models, imports)

@@ -5,7 +5,6 @@ import streamlit as st
 from mnistlab import arch
 from mnistlab.ui import editor, figures, state
 
-st.set_page_config(page_title="Architecture · MNIST Lab", page_icon="🧱", layout="wide")
 st.title("Architecture")
 state.current_spec()
 if message := st.session_state.pop("url_message", None):
@@ -21,7 +20,7 @@ with right:
               if summary.total_params < arch.CHALLENGE_PARAMS else
               f"{summary.total_params - arch.CHALLENGE_PARAMS + 1:,} over the budget",
               delta_color="normal" if summary.total_params < arch.CHALLENGE_PARAMS else "inverse")
-    st.plotly_chart(figures.budget_bar(summary.total_params), use_container_width=True,
+    st.plotly_chart(figures.budget_bar(summary.total_params), width="stretch",
                     config={"displayModeBar": False})
     if error:
         st.caption("Showing the last valid network until the problem on the left is fixed.")
@@ -36,7 +35,7 @@ st.dataframe(
     [{"#": r.index, "layer": r.type, "role": r.role, "output": "×".join(map(str, r.output_shape)),
       "params": r.params, "receptive field": r.receptive_field, "jump": r.jump, "MACs": r.macs}
      for r in summary.layers],
-    hide_index=True, use_container_width=True)
+    hide_index=True, width="stretch")
 with st.expander("The network as JSON"):
     st.code(state.spec_text(spec), language="json")
 st.page_link("pages/2_Train.py", label="Train this network →", icon="🏋️")

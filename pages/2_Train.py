@@ -6,7 +6,6 @@ from mnistlab import arch, train
 from mnistlab.jobs import JobError
 from mnistlab.ui import figures, state
 
-st.set_page_config(page_title="Train · MNIST Lab", page_icon="🏋️", layout="wide")
 st.title("Train")
 manager = state.job_manager()
 spec = state.current_spec()
@@ -57,15 +56,15 @@ def live() -> None:
         st.info(f"Queued: position {job.queue_position} for {manager.device}. Jobs run one at a time; "
                 "another session's job is using it now.")
     elif job.status == "running":
-        st.progress(job.progress, text=f"Running on {job.device} ({job.precision}): epoch "
-                                       f"{min(job.epoch + 1, job.epochs)}/{job.epochs}, "
+        where = f"{job.device} ({job.precision})" if job.device else manager.device
+        st.progress(job.progress, text=f"Running on {where}: epoch {min(job.epoch + 1, job.epochs)}/{job.epochs}, "
                                        f"batch {job.batch}/{job.batches}")
     if job.active:
         if st.button("Cancel", key="cancel"):
             manager.cancel(job_id)
             st.rerun(scope="fragment")
     if job.history:
-        st.plotly_chart(figures.training_curves(job.history), use_container_width=True, key="curves")
+        st.plotly_chart(figures.training_curves(job.history), width="stretch", key="curves")
     if job.status == "finished":
         acc = job.final_test_accuracy
         st.metric("Final test accuracy (last epoch, 10,000 test images)", f"{acc:.2f} %")

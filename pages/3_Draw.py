@@ -8,7 +8,6 @@ from streamlit_drawable_canvas import st_canvas
 from mnistlab import checkpoint, drawing, inspect
 from mnistlab.ui import figures, state
 
-st.set_page_config(page_title="Draw · MNIST Lab", page_icon="✏️", layout="wide")
 st.title("Draw a digit")
 
 models: dict[str, str] = {f"preset · {name}": str(path) for name, path in checkpoint.shipped().items()}
@@ -27,19 +26,22 @@ except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"That model could not be loaded: {e}")
     st.stop()
 
-if "canvas_key" not in st.session_state:
-    st.session_state.canvas_key = 0
+if "clears" not in st.session_state:
+    st.session_state.clears = 0
 
 
 def clear() -> None:
-    st.session_state.canvas_key += 1
+    # A changed initial drawing makes the canvas reload it, i.e. empty itself. (Changing the canvas key instead
+    # remounts a canvas that, in streamlit-drawable-canvas 0.13, no longer takes strokes.)
+    st.session_state.clears += 1
 
 
 left, right = st.columns([1, 1], gap="large")
 with left:
     pen = st.slider("pen width", 6, 40, 18)
     result = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000", width=280, height=280,
-                       drawing_mode="freedraw", return_image_data=True, key=f"canvas_{st.session_state.canvas_key}")
+                       drawing_mode="freedraw", return_image_data=True, key="canvas",
+                       initial_drawing={"objects": [], "clears": st.session_state.clears})
     st.button("Clear", on_click=clear)
     st.caption("White ink on black, like MNIST. Draw big or small, anywhere: the digit is cropped, scaled to "
                "20×20 and centred by its centre of mass, as MNIST was made.")
@@ -58,7 +60,7 @@ with right:
         probs = inspect.predict(model, image)
         top = int(probs.argmax())
         st.metric("Prediction", str(top), f"{probs[top]:.0%} sure", delta_color="off")
-        st.plotly_chart(figures.probabilities(probs), use_container_width=True, config={"displayModeBar": False})
+        st.plotly_chart(figures.probabilities(probs), width="stretch", config={"displayModeBar": False})
         a, b = st.columns(2)
         a.image(figures.enlarge(image, 6), caption="what the network sees (28×28)")
         b.image(figures.enlarge(inspect.saliency(model, image), 6),

@@ -8,9 +8,7 @@ cd "$(dirname "$0")/.."
 presets=("$@")
 [ ${#presets[@]} -eq 0 ] && presets=(best lean tiny seed)
 for name in "${presets[@]}"; do
-  extra=()
-  [ "$name" = seed ] && extra=(--epochs 15)  # the seed network is not ours: give it a longer schedule
-  cmd=(python3 -m mnistlab train --preset "$name" --seed 1 --quiet --out "mnistlab/weights/$name.pt" "${extra[@]}")
+  cmd=(python3 -m mnistlab train --preset "$name" --seed 1 --quiet --out "mnistlab/weights/$name.pt")
   {
     echo "\$ ${cmd[*]}"
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(python3 -c 'import torch; print("torch", torch.__version__)'), $(nproc) cores"

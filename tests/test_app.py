@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def page(path: str) -> AppTest:
     """An AppTest of the multipage app (app.py is the entrypoint), opened on ``path``."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    if path != "app.py":
-        at.switch_page(path)
+    at.switch_page(path)
     return at
 
 
@@ -41,7 +40,7 @@ def metric(at: AppTest, label: str):
 
 
 def test_home_page_states_the_challenge():
-    at = page("app.py").run()
+    at = page("pages/0_Home.py").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "99.4 %" in text and "20,000 parameters" in text and "global average pooling" in text

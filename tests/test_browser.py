@@ -75,9 +75,14 @@ def settle(page, timeout: float = 30_000) -> None:
 
 
 def stroke(page, box, points) -> None:
-    """One mouse stroke through points given as fractions of the canvas."""
+    """One mouse stroke through points given as fractions of the canvas, the hand moving in from outside it first
+    (a pointer that jumps straight onto the canvas and presses at once is not how a person draws, and the canvas can
+    miss that first press)."""
     x0, y0 = box["x"], box["y"]
-    page.mouse.move(x0 + points[0][0] * box["width"], y0 + points[0][1] * box["height"])
+    start = (x0 + points[0][0] * box["width"], y0 + points[0][1] * box["height"])
+    page.mouse.move(x0 - 20, y0 - 20)
+    page.mouse.move(*start, steps=8)
+    page.wait_for_timeout(100)
     page.mouse.down()
     for fx, fy in points[1:]:
         page.mouse.move(x0 + fx * box["width"], y0 + fy * box["height"], steps=12)
@@ -88,6 +93,9 @@ def prediction(page) -> str:
     metric = page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
+
+PREDICTION_SHOWN = """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+    .some(m => m.innerText.includes('Prediction') && !m.innerText.includes('—'))"""
 
 DIGITS = {
     # a "7": top bar then a long diagonal, drawn small in the upper left
@@ -112,15 +120,13 @@ def test_draw_a_digit_and_read_the_prediction(server, browser):
         box = canvas.bounding_box()
         for points in strokes:
             stroke(page, box, points)
+        page.wait_for_function(PREDICTION_SHOWN, timeout=30_000)
         settle(page)
-        page.wait_for_function(
-            """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
-                 .some(m => m.innerText.includes('Prediction') && !m.innerText.includes('—'))""", timeout=30_000)
         seen[digit] = prediction(page)
         page.get_by_role("button", name="Clear").click()
+        page.wait_for_function(f"() => !({PREDICTION_SHOWN})()", timeout=30_000)  # back to "Draw a digit"
         settle(page)
-        canvas = page.locator("canvas.upper-canvas").first
-        canvas.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
     assert seen == {d: d for d in DIGITS}
     page.close()
 

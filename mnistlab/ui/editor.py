@@ -79,7 +79,7 @@ def editor() -> tuple[ArchSpec, str | None]:
     current = d.get("name") if d.get("name") in names else names[0]
     c1.selectbox("Start from a preset", names, index=names.index(current), key="preset_choice",
                  format_func=lambda n: f"{n}: {arch.PRESET_NOTES.get(n, '')}")
-    c2.button("Load preset", on_click=_load_preset, use_container_width=True)
+    c2.button("Load preset", on_click=_load_preset, width="stretch")
 
     new_blocks, block_slots = [], []
     for i, block in enumerate(d["blocks"]):
