@@ -10,7 +10,7 @@ from mnistlab.train import ConfigError, TrainConfig
 @pytest.mark.slow
 def test_one_epoch_on_10k_images_learns(mnist):
     events = []
-    cfg = TrainConfig(epochs=1, train_subset=10_000, seed=1, batch_size=128)
+    cfg = TrainConfig(epochs=1, train_subset=10_000, seed=1, batch_size=64)
     result = train.train(arch.preset("seed"), cfg, mnist, on_event=events.append)
     assert result.status == "finished"
     assert result.final_test_accuracy > 95.0  # on the full official 10k test set
@@ -18,7 +18,7 @@ def test_one_epoch_on_10k_images_learns(mnist):
     batches = [e for e in events if isinstance(e, train.BatchProgress)]
     epochs = [e for e in events if isinstance(e, train.EpochEnd)]
     assert len(started) == 1 and started[0].params == 19_122 and started[0].train_images == 10_000
-    assert batches[-1].batch == batches[-1].batches == 78  # 10,000 // 128 full batches
+    assert batches[-1].batch == batches[-1].batches == 156  # 10,000 // 64 full batches
     assert len(epochs) == 1 and epochs[0].seconds > 0 and 0 <= epochs[0].train_accuracy <= 100
 
 
