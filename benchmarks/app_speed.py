@@ -70,7 +70,7 @@ def main() -> None:
     job = manager.submit(arch.preset("seed"), train.TrainConfig(epochs=5), owner="bench")
     while manager.snapshot(job).status != "running":
         time.sleep(0.1)
-    for page in ("pages/0_Home.py", "pages/1_Architecture.py", "pages/2_Train.py", "pages/3_Draw.py"):
+    for page in ("views/0_Home.py", "views/1_Architecture.py", "views/2_Train.py", "views/3_Draw.py"):
         def render(page=page):
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
             at.switch_page(page)

@@ -40,14 +40,14 @@ def metric(at: AppTest, label: str):
 
 
 def test_home_page_states_the_challenge():
-    at = page("pages/0_Home.py").run()
+    at = page("views/0_Home.py").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "99.4 %" in text and "20,000 parameters" in text and "global average pooling" in text
 
 
 def test_architecture_budget_updates_when_a_width_changes():
-    at = page("pages/1_Architecture.py").run()
+    at = page("views/1_Architecture.py").run()
     assert not at.exception
     before = metric(at, "Parameters").value
     assert before == f"{arch.count_params(arch.preset('best')):,}"
@@ -64,7 +64,7 @@ def test_architecture_budget_updates_when_a_width_changes():
 
 
 def test_loading_the_seed_preset_shows_19122_parameters_and_its_table():
-    at = page("pages/1_Architecture.py").run()
+    at = page("views/1_Architecture.py").run()
     at.selectbox(key="preset_choice").set_value("seed")
     at.button[0].click().run()
     assert metric(at, "Parameters").value == "19,122"
@@ -74,7 +74,7 @@ def test_loading_the_seed_preset_shows_19122_parameters_and_its_table():
 
 
 def test_an_invalid_spec_shows_its_message_and_no_traceback():
-    at = page("pages/1_Architecture.py").run()
+    at = page("views/1_Architecture.py").run()
     at.number_input(key="ed_w_0_0").set_value(300).run()
     assert not at.exception
     assert any("widths must be between 1 and 256" in e.value for e in at.error)
@@ -83,7 +83,7 @@ def test_an_invalid_spec_shows_its_message_and_no_traceback():
 
 
 def test_a_hostile_link_falls_back_to_the_default_with_a_message():
-    at = page("pages/1_Architecture.py")
+    at = page("views/1_Architecture.py")
     at.query_params["arch"] = '{"blocks": [{"widths": [99999]}], "__class__": "os.system"}'
     at.run()
     assert not at.exception
@@ -94,7 +94,7 @@ def test_a_hostile_link_falls_back_to_the_default_with_a_message():
 def test_a_shared_link_opens_the_same_network():
     spec = arch.preset("lean")
     custom = arch.ArchSpec.from_dict({**spec.to_dict(), "name": "custom", "dropout": 0.2})
-    at = page("pages/1_Architecture.py")
+    at = page("views/1_Architecture.py")
     at.query_params["arch"] = custom.to_json()
     at.run()
     assert not at.exception
@@ -120,7 +120,7 @@ def wait_for(at: AppTest, predicate, timeout: float = 120) -> AppTest:
 
 
 def test_a_quick_run_shows_progress_and_can_be_cancelled():
-    at = page("pages/2_Train.py").run()
+    at = page("views/2_Train.py").run()
     assert not at.exception
     start_quick_run(at, epochs=10)
     wait_for(at, lambda a: any("Running on" in (p.text or "") for p in at.get("progress")))
@@ -130,11 +130,11 @@ def test_a_quick_run_shows_progress_and_can_be_cancelled():
 
 
 def test_a_finished_quick_run_can_be_chosen_on_the_draw_page():
-    at = page("pages/2_Train.py").run()
+    at = page("views/2_Train.py").run()
     start_quick_run(at, epochs=1)
     wait_for(at, lambda a: any(m.label.startswith("Final test accuracy") for m in a.metric))
     assert not at.exception
-    draw = page("pages/3_Draw.py").run()
+    draw = page("views/3_Draw.py").run()
     assert not draw.exception
     options = draw.selectbox(key="model_choice").options
     run_option = next(o for o in options if o.startswith("run ·"))
@@ -145,7 +145,7 @@ def test_a_finished_quick_run_can_be_chosen_on_the_draw_page():
 
 
 def test_draw_page_offers_every_shipped_preset():
-    at = page("pages/3_Draw.py").run()
+    at = page("views/3_Draw.py").run()
     assert not at.exception
     options = at.selectbox(key="model_choice").options
     for name in ("seed", "best", "lean", "tiny"):

@@ -17,6 +17,8 @@ from . import state
 
 PREFIX = "ed_"
 MAX_WIDGET_WIDTH = 512  # the validator, not the widget, says where the real limit (256) is
+HEAD_LABELS = {"conv3": "3×3 conv → GAP (seed)", "conv1": "1×1 conv → GAP", "gap_conv1": "GAP → 1×1 conv"}
+ORDER_LABELS = {"relu_bn": "conv → ReLU → BN (seed)", "bn_relu": "conv → BN → ReLU"}
 
 
 def _reset_widgets() -> None:
@@ -78,18 +80,14 @@ def editor() -> tuple[ArchSpec, str | None]:
     names = list(arch.PRESETS)
     current = d.get("name") if d.get("name") in names else names[0]
     c1.selectbox("Start from a preset", names, index=names.index(current), key="preset_choice",
-                 format_func=lambda n: f"{n}: {arch.PRESET_NOTES.get(n, '')}")
+                 format_func=lambda n: f"{n} ({arch.count_params(arch.PRESETS[n]):,} params)",
+                 help="\n\n".join(f"**{n}**: {note}" for n, note in arch.PRESET_NOTES.items()))
     c2.button("Load preset", on_click=_load_preset, width="stretch")
 
     new_blocks, block_slots = [], []
     for i, block in enumerate(d["blocks"]):
         with st.container(border=True):
-            head, add, rm, rmb = st.columns([4, 1, 1, 1.3], vertical_alignment="bottom")
-            head.markdown(f"**Block {i + 1}** — 3×3 convolutions")
-            add.button("＋ conv", key=f"addc{i}", on_click=_add_conv, args=(i,),
-                       disabled=len(block["widths"]) >= arch.MAX_CONVS_PER_BLOCK)
-            rm.button("－ conv", key=f"rmc{i}", on_click=_remove_conv, args=(i,), disabled=len(block["widths"]) <= 1)
-            rmb.button("remove block", key=f"rmb{i}", on_click=_remove_block, args=(i,), disabled=len(d["blocks"]) <= 1)
+            st.markdown(f"**Block {i + 1}**: 3×3 convolutions, then optional max-pool and 1×1 transition")
             cols = st.columns(max(len(block["widths"]), 1) + 3)
             widths = [
                 int(cols[j].number_input(f"conv {j + 1} width", 1, MAX_WIDGET_WIDTH, step=1,
@@ -99,24 +97,30 @@ def editor() -> tuple[ArchSpec, str | None]:
             k = len(widths)
             padding = cols[k].selectbox("padding", [1, 0], key=_seed(f"pad_{i}", int(block.get("padding", 1))),
                                         help="1 keeps the map size; 0 shrinks it by 2 pixels per conv")
-            pool = cols[k + 1].checkbox("max-pool 2×2", key=_seed(f"pool_{i}", bool(block.get("pool", True))))
+            pool = cols[k + 1].checkbox("max-pool", key=_seed(f"pool_{i}", bool(block.get("pool", True))))
             transition = int(cols[k + 2].number_input(
-                "1×1 transition (0 = none)", 0, MAX_WIDGET_WIDTH, step=1,
+                "1×1 width (0 = none)", 0, MAX_WIDGET_WIDTH, step=1,
                 key=_seed(f"t_{i}", int(block.get("transition") or 0))))
+            add, rm, rmb, _ = st.columns([1, 1, 1.5, 2])
+            add.button("+ conv", key=f"addc{i}", on_click=_add_conv, args=(i,),
+                       disabled=len(block["widths"]) >= arch.MAX_CONVS_PER_BLOCK)
+            rm.button("− conv", key=f"rmc{i}", on_click=_remove_conv, args=(i,), disabled=len(block["widths"]) <= 1)
+            rmb.button("remove block", key=f"rmb{i}", on_click=_remove_block, args=(i,), disabled=len(d["blocks"]) <= 1)
             block_slots.append(st.empty())
             new_blocks.append({"widths": widths, "padding": padding, "pool": pool,
                                "transition": transition or None})
-    st.button("＋ add block", on_click=_add_block, disabled=len(d["blocks"]) >= arch.MAX_BLOCKS)
+    st.button("+ add block", on_click=_add_block, disabled=len(d["blocks"]) >= arch.MAX_BLOCKS)
 
-    g1, g2, g3, g4 = st.columns(4)
+    g1, g2 = st.columns(2)
+    g3, g4 = st.columns(2)
     dropout = g1.slider("dropout", 0.0, 0.5, step=0.01, key=_seed("dropout", float(d.get("dropout", 0.1))))
     batchnorm = g2.toggle("batch-norm", key=_seed("batchnorm", bool(d.get("batchnorm", True))))
     heads = list(arch.HEADS)
     head = g3.selectbox("head", heads, key=_seed("head", d.get("head", "conv3")),
-                        format_func=lambda h: arch.HEADS[h].split(",")[0])
+                        format_func=lambda h: HEAD_LABELS[h])
     orders = list(arch.ORDERS)
     order = g4.selectbox("order", orders, key=_seed("order", d.get("order", "relu_bn")),
-                         format_func=lambda o: arch.ORDERS[o].split(" (")[0])
+                         format_func=lambda o: ORDER_LABELS[o])
     general_slot = st.empty()
 
     new = {**d, "blocks": new_blocks, "dropout": float(dropout), "batchnorm": bool(batchnorm), "head": head,

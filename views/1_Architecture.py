@@ -10,7 +10,7 @@ state.current_spec()
 if message := st.session_state.pop("url_message", None):
     st.warning(message)
 
-left, right = st.columns([3, 2], gap="large")
+left, right = st.columns([3, 2], gap="medium")
 with left:
     spec, error = editor.editor()
 summary = arch.summary(spec)
@@ -38,4 +38,4 @@ st.dataframe(
     hide_index=True, width="stretch")
 with st.expander("The network as JSON"):
     st.code(state.spec_text(spec), language="json")
-st.page_link("pages/2_Train.py", label="Train this network →", icon="🏋️")
+st.page_link("views/2_Train.py", label="Train this network →", icon="🏋️")

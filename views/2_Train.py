@@ -76,7 +76,7 @@ def live() -> None:
                   ("trained on all 60,000 images", job.config.get("train_subset") is None)]
         for text, ok in checks:
             st.write(("✅ " if ok else "❌ ") + text)
-        st.page_link("pages/3_Draw.py", label="Draw a digit for this network →", icon="✏️")
+        st.page_link("views/3_Draw.py", label="Draw a digit for this network →", icon="✏️")
     elif job.status == "cancelled":
         st.warning(f"Cancelled after {job.epoch} epoch(s).")
     elif job.status == "failed":
