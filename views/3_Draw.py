@@ -21,7 +21,7 @@ if not models:
 choice = st.selectbox("Model", list(models), key="model_choice")
 try:
     path = models[choice]
-    ck, model = state.load_model(path, Path(path).stat().st_mtime)
+    model = state.load_model(path, Path(path).stat().st_mtime)
 except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"That model could not be loaded: {e}")
     st.stop()

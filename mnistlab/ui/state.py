@@ -24,8 +24,7 @@ def job_manager() -> JobManager:
 @st.cache_resource(max_entries=32)
 def load_model(path: str, mtime: float):
     """A checkpoint's network in eval mode, cached per file version. Raises CheckpointError."""
-    ck = checkpoint.load(path)
-    return ck, ck.model()
+    return checkpoint.load(path).model()
 
 
 def session_id() -> str:
