@@ -11,5 +11,7 @@ page = st.navigation([
     st.Page("views/1_Architecture.py", title="Architecture", icon="🧱"),
     st.Page("views/2_Train.py", title="Train", icon="🏋️"),
     st.Page("views/3_Draw.py", title="Draw", icon="✏️"),
+    st.Page("views/4_Runs.py", title="Runs", icon="🏆"),
+    st.Page("views/5_Teacher.py", title="Teacher", icon="🧑‍🏫"),
 ])
 page.run()

@@ -2,7 +2,12 @@
 
 Every session of the app submits to the same ``JobManager`` (shared with ``st.cache_resource``). Jobs run one at a
 time in FIFO order, so several students training at once queue on the device instead of fighting over it. The worker
-thread never calls Streamlit: it updates a job record under a lock, and a page asks for ``snapshot(job_id)``, a copy.
+thread never calls Streamlit. Each run's state changes go to the registry (``store.RunStore``) as they happen; the
+live part (which batch, place in the queue) is kept in memory under a lock, and a page asks for ``snapshot(run_id)``
+or ``runs()``, copies with the live part laid over the registry's rows.
+
+The limits that protect a shared server live here, so every caller meets them: one active job per session, a bounded
+queue, at most ``max_epochs`` epochs, and the network size cap that ``arch.validate`` enforces.
 """
 
 from __future__ import annotations
@@ -13,22 +18,22 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from . import checkpoint
 from . import data as mdata
 from . import train
-from .arch import ArchSpec, count_params, summary
+from .arch import ArchSpec, count_params, validate
+from .store import Run, RunStore, StoreError
 
-ACTIVE = ("queued", "running")
-TARGET_ACCURACY = 99.4
 ENV_RUNS = "MNISTLAB_RUNS"
+MAX_QUEUE = 30  # a class of 30 can each have one job waiting
+MAX_EPOCHS = 30
 
 
 def default_runs_dir() -> Path:
-    """Where finished runs keep their checkpoints: $MNISTLAB_RUNS, else the per-user data directory."""
+    """Where the run registry and checkpoints live: $MNISTLAB_RUNS, else the per-user data directory."""
     env = os.environ.get(ENV_RUNS)
     if env:
         return Path(env).expanduser()
@@ -37,81 +42,25 @@ def default_runs_dir() -> Path:
     return Path(platformdirs.user_data_dir("mnistlab")) / "runs"
 
 
-@dataclass
-class JobSnapshot:
-    id: str
-    owner: str  # the submitting session, for "my jobs" and the one-job-per-session rule
-    who: str  # the name the student typed, shown as plain text
-    name: str  # the network's name
-    spec: dict[str, Any]
-    config: dict[str, Any]
-    params: int
-    status: str = "queued"  # queued | running | finished | cancelled | failed
-    queue_position: int | None = None  # 1 = next to run; None when not queued
-    device: str = ""
-    precision: str = ""
-    epoch: int = 0  # epochs completed
-    epochs: int = 0
-    batch: int = 0
-    batches: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    checkpoint_path: str | None = None
-    submitted_at: float = 0.0
-    started_at: float | None = None
-    ended_at: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def progress(self) -> float:
-        """Fraction of all batches done, 0..1."""
-        if self.status == "finished":
-            return 1.0
-        if not self.epochs or not self.batches:
-            return 0.0
-        return min(1.0, (self.epoch * self.batches + self.batch) / (self.epochs * self.batches))
-
-    @property
-    def final_test_accuracy(self) -> float | None:
-        return self.history[-1]["test_accuracy"] if self.history and self.status == "finished" else None
-
-    def rule_checks(self) -> list[tuple[str, bool]]:
-        """Each challenge rule, in words, and whether this run meets it (accuracy first, once it has one)."""
-        cfg = train.TrainConfig(**self.config)
-        checks = [(c.detail, c.passed) for c in summary(ArchSpec.from_dict(self.spec)).checks]
-        checks += [(f"fewer than 20 epochs ({cfg.epochs})", cfg.epochs < 20),
-                   ("trained on all 60,000 training images", cfg.train_subset is None and cfg.validation == 0)]
-        acc = self.final_test_accuracy
-        if acc is not None:
-            checks.insert(0, (f"final test accuracy {acc:.2f} % (needs at least {TARGET_ACCURACY} %)",
-                              acc >= TARGET_ACCURACY))
-        return checks
-
-    @property
-    def challenge_eligible(self) -> bool:
-        """Every rule but the accuracy met: what the leaderboard filters on."""
-        return all(ok for text, ok in self.rule_checks() if not text.startswith("final test accuracy"))
-
-
 class JobError(ValueError):
     """A job could not be submitted or found; the message says why."""
 
 
+
+
 class JobManager:
     def __init__(self, runs_dir: Path | str, load_data: Callable[[], mdata.MNIST] | None = None,
-                 max_queue: int = 50):
-        self.runs_dir = Path(runs_dir)
+                 max_queue: int = MAX_QUEUE, max_epochs: int = MAX_EPOCHS):
+        self.store = RunStore(runs_dir)
+        self.recovered = self.store.recover()  # runs a dead server left behind, now marked interrupted
         self._load_data = load_data or (lambda: mdata.load())
         self._data: mdata.MNIST | None = None
-        self._jobs: dict[str, JobSnapshot] = {}
+        self._live: dict[str, Run] = {}  # queued and running runs
         self._cancel: dict[str, threading.Event] = {}
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._max_queue = max_queue
+        self.max_queue, self.max_epochs = max_queue, max_epochs
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="mnistlab-jobs", daemon=True)
         self._worker.start()
@@ -123,68 +72,115 @@ class JobManager:
         return train.device_name(train.pick_device("auto"))
 
     def submit(self, spec: ArchSpec, config: train.TrainConfig, owner: str = "", who: str = "") -> str:
+        """Queue a run; a JobError (or SpecError / ConfigError) says why one is refused."""
+        validate(spec)
         config.validate()
+        if config.epochs > self.max_epochs:
+            raise JobError(f"this server trains at most {self.max_epochs} epochs per run (you asked for "
+                           f"{config.epochs})")
         with self._lock:
-            if len(self._queue) >= self._max_queue:
-                raise JobError(f"the queue is full ({self._max_queue} jobs waiting); try again in a few minutes")
-            job_id = uuid.uuid4().hex[:12]
-            self._jobs[job_id] = JobSnapshot(
-                id=job_id, owner=owner, who=who, name=spec.name, spec=spec.to_dict(), config=config.to_dict(),
-                params=count_params(spec), epochs=config.epochs, submitted_at=time.time())
-            self._cancel[job_id] = threading.Event()
-            self._queue.append(job_id)
+            if self._closed:
+                raise JobError("the server is shutting down; try again in a minute")
+            if owner and any(r.owner == owner for r in self._live.values()):
+                raise JobError("you already have a job queued or running; cancel it or wait for it to finish")
+            if len(self._queue) >= self.max_queue:
+                raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again in a few minutes")
+            run = Run(id=uuid.uuid4().hex[:12], owner=owner, who=who, name=spec.name, spec=spec.to_dict(),
+                      config=config.to_dict(), params=count_params(spec), epochs=config.epochs,
+                      submitted_at=time.time())
+            self.store.add(run)
+            self._live[run.id] = run
+            self._cancel[run.id] = threading.Event()
+            self._queue.append(run.id)
             self._renumber()
             self._wake.notify_all()
-        return job_id
+        return run.id
 
-    def cancel(self, job_id: str) -> None:
-        """Cancel a queued job at once, a running one within one batch; a finished job is left alone."""
+    def cancel(self, run_id: str, requester: str | None = None, teacher: bool = False) -> None:
+        """Cancel a queued job at once, a running one within one batch; an ended run is left alone.
+
+        Only its owner (``requester``) or the teacher may cancel a job; ``requester=None`` is the server itself."""
         with self._lock:
-            job = self._get(job_id)
-            self._cancel[job_id].set()
-            if job.status == "queued":
-                self._queue.remove(job_id)
-                job.status, job.ended_at = "cancelled", time.time()
+            run = self._live.get(run_id)
+            if run is None:
+                self._stored(run_id)  # raises JobError for an unknown id
+                return
+            if requester is not None and not teacher and requester != run.owner:
+                raise JobError("only the person who started this job, or the teacher, can cancel it")
+            self._cancel[run_id].set()
+            if run.status == "queued":
+                self._queue.remove(run_id)
+                self._end(run_id, "cancelled")
                 self._renumber()
 
-    def snapshot(self, job_id: str) -> JobSnapshot:
-        with self._lock:
-            return copy.deepcopy(self._get(job_id))
+    def delete(self, run_id: str, requester: str | None = None, teacher: bool = False) -> None:
+        """Remove an ended run and its checkpoint: its owner or the teacher only."""
+        run = self.snapshot(run_id)
+        if requester is not None and not teacher and requester != run.owner:
+            raise JobError("only the person who started this run, or the teacher, can delete it")
+        try:
+            self.store.delete(run_id)
+        except StoreError as e:
+            raise JobError(str(e)) from None
 
-    def jobs(self, owner: str | None = None) -> list[JobSnapshot]:
-        """Snapshots, newest first; only ``owner``'s when given."""
+    def snapshot(self, run_id: str) -> Run:
         with self._lock:
-            found = [j for j in self._jobs.values() if owner is None or j.owner == owner]
-            return [copy.deepcopy(j) for j in sorted(found, key=lambda j: j.submitted_at, reverse=True)]
+            live = self._live.get(run_id)
+            if live is not None:
+                return copy.deepcopy(live)
+        return self._stored(run_id)
 
-    def wait(self, job_id: str, timeout: float = 60.0) -> JobSnapshot:
-        """Block until the job is no longer active (for tests and scripts)."""
+    def runs(self, owner: str | None = None) -> list[Run]:
+        """Every run in the registry (only ``owner``'s when given), newest first, live ones up to the batch."""
+        stored = self.store.runs(owner=owner)
+        with self._lock:
+            return [copy.deepcopy(self._live[r.id]) if r.id in self._live else r for r in stored]
+
+    def queue(self) -> list[Run]:
+        """The running job, then the queued ones in the order they will run."""
+        with self._lock:
+            running = [r for r in self._live.values() if r.status == "running"]
+            return [copy.deepcopy(r) for r in running + [self._live[i] for i in self._queue]]
+
+    def wait(self, run_id: str, timeout: float = 60.0) -> Run:
+        """Block until the run is no longer active (for tests and scripts)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            snap = self.snapshot(job_id)
+            snap = self.snapshot(run_id)
             if not snap.active:
                 return snap
             time.sleep(0.05)
-        raise TimeoutError(f"job {job_id} still {self.snapshot(job_id).status} after {timeout} s")
+        raise TimeoutError(f"run {run_id} still {self.snapshot(run_id).status} after {timeout} s")
 
     def close(self) -> None:
+        """Stop: queued jobs are cancelled, the running one stops within a batch and keeps its epochs."""
         with self._lock:
             self._closed = True
             for ev in self._cancel.values():
                 ev.set()
+            while self._queue:
+                self._end(self._queue.popleft(), "cancelled")
             self._wake.notify_all()
-        self._worker.join(timeout=10)
+        self._worker.join(timeout=30)
+        self.store.close()
 
     # ------------------------------------------------------------------ worker side
-    def _get(self, job_id: str) -> JobSnapshot:
+    def _stored(self, run_id: str) -> Run:
         try:
-            return self._jobs[job_id]
-        except KeyError:
-            raise JobError(f"no job {job_id!r}") from None
+            return self.store.get(run_id)
+        except StoreError:
+            raise JobError(f"no run {run_id!r}") from None
 
     def _renumber(self) -> None:
-        for pos, jid in enumerate(self._queue, 1):
-            self._jobs[jid].queue_position = pos
+        for pos, rid in enumerate(self._queue, 1):
+            self._live[rid].queue_position = pos
+
+    def _end(self, run_id: str, status: str, error: str | None = None, checkpoint_path: str | None = None) -> None:
+        """Write the end state, then forget the live record (caller holds the lock)."""
+        self.store.ended(run_id, status, error=error, checkpoint=checkpoint_path)
+        run = self._live.pop(run_id)
+        run.status, run.queue_position = status, None
+        self._cancel.pop(run_id, None)
 
     def _run(self) -> None:
         while True:
@@ -193,27 +189,31 @@ class JobManager:
                     self._wake.wait()
                 if self._closed:
                     return
-                job_id = self._queue.popleft()
-                job = self._jobs[job_id]
-                job.status, job.queue_position, job.started_at = "running", None, time.time()
+                run_id = self._queue.popleft()
+                run = self._live[run_id]
+                run.status, run.queue_position, run.started_at = "running", None, time.time()
+                self.store.started(run_id)
                 self._renumber()
-            self._execute(job_id)
+            self._execute(run_id)
 
-    def _execute(self, job_id: str) -> None:
+    def _execute(self, run_id: str) -> None:
         with self._lock:
-            job = self._jobs[job_id]
-            spec, cfg = ArchSpec.from_dict(job.spec), train.TrainConfig(**job.config)
-            cancel = self._cancel[job_id]
+            run = self._live[run_id]
+            spec, cfg = ArchSpec.from_dict(run.spec), train.TrainConfig(**run.config)
+            cancel = self._cancel[run_id]
 
         def on_event(ev) -> None:
+            if isinstance(ev, train.EpochEnd):
+                self.store.add_epoch(run_id, ev.to_dict())  # before the live copy: what pages show is stored
             with self._lock:
                 if isinstance(ev, train.Started):
-                    job.device, job.precision, job.batches = ev.device, ev.precision, ev.batches_per_epoch
+                    run.device, run.precision, run.batches = ev.device, ev.precision, ev.batches_per_epoch
+                    self.store.set_device(run_id, ev.device, ev.precision)
                 elif isinstance(ev, train.BatchProgress):
-                    job.batch, job.batches = ev.batch, ev.batches
+                    run.batch, run.batches = ev.batch, ev.batches
                 elif isinstance(ev, train.EpochEnd):
-                    job.history.append(ev.to_dict())
-                    job.epoch, job.batch = ev.epoch, 0
+                    run.history.append(ev.to_dict())
+                    run.batch = 0
 
         try:
             if self._data is None:
@@ -221,13 +221,10 @@ class JobManager:
             result = train.train(spec, cfg, self._data, on_event=on_event, cancel=cancel)
             path = None
             if result.history:
-                ckpt = checkpoint.from_result(result, meta={"job_id": job_id, "owner": job.owner, "who": job.who})
-                path = checkpoint.save(ckpt, self.runs_dir / f"{job_id}.pt")
+                ckpt = checkpoint.from_result(result, meta={"run_id": run_id, "owner": run.owner, "who": run.who})
+                path = str(checkpoint.save(ckpt, self.store.checkpoint_path(run_id)))
             with self._lock:
-                job.status = result.status
-                job.checkpoint_path = str(path) if path else None
-                job.ended_at = time.time()
-        except Exception as e:  # a failed job records its error; the worker carries on with the next one
+                self._end(run_id, result.status, checkpoint_path=path)
+        except Exception as e:  # a failed run records its error; the worker carries on with the next one
             with self._lock:
-                job.status, job.ended_at = "failed", time.time()
-                job.error = f"{type(e).__name__}: {e}"
+                self._end(run_id, "failed", error=f"{type(e).__name__}: {e}")

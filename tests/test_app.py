@@ -150,3 +150,121 @@ def test_draw_page_offers_every_shipped_preset():
     options = at.selectbox(key="model_choice").options
     for name in ("seed", "best", "lean", "tiny"):
         assert f"preset · {name}" in options
+
+
+# ------------------------------------------------------------------------------------------------ Runs, Teacher
+def add_finished_run(run_id: str, who: str, acc: float, *, status: str = "finished", subset=None,
+                     error: str | None = None, owner: str = "someone-else"):
+    """A run in the app's registry, as the worker would have left it, with the shipped tiny weights."""
+    import shutil
+
+    from mnistlab import checkpoint, train
+    from mnistlab.store import Run
+    from mnistlab.ui import state
+
+    store = state.job_manager().store
+    spec = arch.preset("tiny")
+    cfg = train.TrainConfig(epochs=2, train_subset=subset)
+    store.add(Run(id=run_id, owner=owner, who=who, name=spec.name, spec=spec.to_dict(), config=cfg.to_dict(),
+                  params=arch.count_params(spec), epochs=2, submitted_at=time.time()))
+    store.started(run_id)
+    for e, a in ((1, acc - 0.5), (2, acc))[: 1 if status == "interrupted" else 2]:
+        store.add_epoch(run_id, train.EpochEnd(e, 2, 0.1, 98.0, 0.05, a, 1.0, 0.1, 0.01).to_dict())
+    path = None
+    if status in ("finished", "cancelled"):
+        path = str(store.checkpoint_path(run_id))
+        shutil.copy(checkpoint.shipped()["tiny"], path)
+    if status != "interrupted":
+        store.ended(run_id, status, error=error, checkpoint=path)
+
+
+def test_runs_page_without_runs_says_where_they_come_from():
+    at = page("views/4_Runs.py").run()
+    assert not at.exception
+    assert any("No runs on this server yet" in i.value for i in at.info)
+
+
+def test_runs_page_leaderboard_filter_failed_run_and_mistakes():
+    add_finished_run("aaa", "Ann", 99.45)
+    add_finished_run("bbb", "Bob", 99.60, subset=5000)  # quick: better, but not eligible
+    add_finished_run("ccc", "Cy", 0, status="failed", error="RuntimeError: disk on fire")
+    at = page("views/4_Runs.py").run()
+    assert not at.exception
+    board = at.dataframe[0].value
+    assert list(board["id"]) == ["bbb", "aaa", "ccc"]  # best final accuracy first, no result last
+    at.toggle(key="eligible_only").set_value(True).run()
+    assert list(at.dataframe[0].value["id"]) == ["aaa"]
+    at.toggle(key="eligible_only").set_value(False).run()
+    assert len(at.multiselect(key="compare").value) == 2
+
+    choice = at.selectbox(key="run_choice")
+    at.selectbox(key="run_choice").set_value(next(o for o in choice.options if o.endswith("ccc"))).run()
+    assert any("disk on fire" in e.value for e in at.error)
+
+    at.selectbox(key="run_choice").set_value(next(o for o in choice.options if o.endswith("aaa"))).run()
+    assert not at.exception and not at.error
+    true, pred = at.selectbox(key="cell_true").value, at.selectbox(key="cell_pred").value
+    assert true != pred  # the page opens on the most frequent mistake
+    assert any("taken for a" in c.value for c in at.caption)
+    at.selectbox(key="cell_true").set_value(3).run()
+    at.selectbox(key="cell_pred").set_value(3).run()
+    assert any("The diagonal" in c.value for c in at.caption)
+
+
+def test_a_students_name_is_plain_text_everywhere():
+    name = "**Eve** <img src=x onerror=alert(1)> [x](javascript:alert(1))"
+    add_finished_run("eee", name, 99.5)
+    at = page("views/4_Runs.py").run()
+    assert not at.exception
+    assert name in list(at.dataframe[0].value["who"])
+    assert any(name in t.value for t in at.text)
+    assert not any("Eve" in m.value for m in at.markdown)  # never handed to the markdown renderer
+
+
+def test_interrupted_run_shows_why_and_keeps_its_epoch():
+    add_finished_run("iii", "Ivy", 99.0, status="interrupted")
+    from mnistlab.ui import state
+
+    state.job_manager().store.ended("iii", "interrupted", error="The server stopped during epoch 2; the 1 "
+                                                                 "completed epoch(s) are kept.")
+    at = page("views/4_Runs.py").run()
+    assert not at.exception
+    assert any("during epoch 2" in w.value for w in at.warning)
+    assert any("1/2 epochs" in t.value for t in at.text)
+
+
+def test_one_job_per_session_is_refused_with_a_message():
+    at = page("views/2_Train.py").run()
+    start_quick_run(at, epochs=20)
+    start_quick_run(at, epochs=1)
+    assert any("already have a job" in e.value for e in at.error)
+    at.button(key="cancel").click().run()
+
+
+def test_teacher_view_is_off_without_a_secret(monkeypatch):
+    monkeypatch.delenv("MNISTLAB_TEACHER_SECRET", raising=False)
+    at = page("views/5_Teacher.py").run()
+    assert not at.exception
+    assert any("teacher view is off" in i.value for i in at.info)
+    assert not at.get("form") and not at.dataframe
+
+
+def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypatch, mnist):
+    monkeypatch.setenv("MNISTLAB_TEACHER_SECRET", "s3cret")
+    from mnistlab import train
+    from mnistlab.ui import state
+
+    run_id = state.job_manager().submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=5000),
+                                        owner="a-student", who="Sam")
+    at = page("views/5_Teacher.py").run()
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    assert any("not the teacher secret" in e.value for e in at.error)
+    assert not at.dataframe
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert not at.exception
+    assert run_id in list(at.dataframe[0].value["id"])
+    at.selectbox(key="cancel_choice").set_value(run_id)
+    next(b for b in at.button if b.label == "Cancel this job").click().run()
+    assert state.job_manager().wait(run_id, timeout=10).status == "cancelled"

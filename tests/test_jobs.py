@@ -92,14 +92,14 @@ def test_a_failing_job_records_its_error_and_the_worker_goes_on(mnist, tmp_path)
 def test_unknown_job_and_full_queue_are_clear_errors(mnist, tmp_path):
     m = JobManager(tmp_path, load_data=lambda: mnist, max_queue=1)
     try:
-        with pytest.raises(JobError, match="no job"):
+        with pytest.raises(JobError, match="no run"):
             m.snapshot("nope")
         block = threading.Event()
         m._load_data = lambda: (block.wait(10), mnist)[1]  # hold the worker on the first job
         m._data = None
         m.submit(arch.preset("tiny"), QUICK)
         deadline = time.monotonic() + 5
-        while m.jobs()[0].status == "queued" and time.monotonic() < deadline:
+        while m.runs()[0].status == "queued" and time.monotonic() < deadline:
             time.sleep(0.01)
         m.submit(arch.preset("tiny"), QUICK)
         with pytest.raises(JobError, match="queue is full"):

@@ -29,12 +29,15 @@ st.markdown("""
 - **Train**: train your network in the background, on the GPU if there is one, and watch the curves grow.
   Quick mode trains on 5,000 images for a fast look (not challenge-eligible).
 - **Draw**: draw a digit and see what a preset or your own trained network predicts, and what each layer sees.
+- **Runs**: every run on this server, kept across restarts: the leaderboard, curves side by side, and for one run
+  its confusion matrix, the test digits it gets wrong, and its files to take home.
+- **Teacher**: the whole class's queue, live, for the teacher (unlocked by the secret set when the server started).
 """)
 
 state.name_field()
 
 st.subheader("Best runs so far")
-finished = [j for j in state.job_manager().jobs() if j.status == "finished"]
+finished = [j for j in state.job_manager().runs() if j.status == "finished"]
 finished.sort(key=lambda j: j.final_test_accuracy or 0, reverse=True)
 if finished:
     st.dataframe([{"final test accuracy (%)": round(j.final_test_accuracy, 2), "parameters": j.params,

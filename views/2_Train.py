@@ -19,7 +19,7 @@ st.markdown(f"Network: **{spec.name}**, {summary.total_params:,} parameters "
 recipe = train.recipe(spec.name)
 with st.form("settings"):
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("epochs", 1, 30, value=recipe.epochs)
+    epochs = c1.number_input("epochs", 1, manager.max_epochs, value=recipe.epochs)
     batch_size = c2.selectbox("batch size", [64, 128, 256, 512], index=[64, 128, 256, 512].index(recipe.batch_size))
     lr = c3.number_input("learning rate (peak)", 0.001, 1.0, value=recipe.lr, step=0.01, format="%.3f")
     augment = c4.toggle("augmentation", value=recipe.augment > 0,
@@ -28,17 +28,13 @@ with st.form("settings"):
     start = st.form_submit_button("Start training", type="primary")
 
 if start:
-    mine = [j for j in manager.jobs(owner=me) if j.active]
-    if mine:
-        st.error("You already have a job queued or running; cancel it or wait for it to finish.")
-    else:
-        cfg = train.TrainConfig(**{**recipe.to_dict(), "epochs": int(epochs), "batch_size": int(batch_size),
-                                   "lr": float(lr), "augment": recipe.augment if augment else 0.0,
-                                   "train_subset": 5000 if quick else None})
-        try:
-            st.session_state.job_id = manager.submit(spec, cfg, owner=me, who=state.who())
-        except (JobError, train.ConfigError) as e:
-            st.error(str(e))
+    cfg = train.TrainConfig(**{**recipe.to_dict(), "epochs": int(epochs), "batch_size": int(batch_size),
+                               "lr": float(lr), "augment": recipe.augment if augment else 0.0,
+                               "train_subset": 5000 if quick else None})
+    try:
+        st.session_state.job_id = manager.submit(spec, cfg, owner=me, who=state.who())
+    except (JobError, train.ConfigError, arch.SpecError) as e:
+        st.error(f"Not started: {e}")
 
 
 @st.fragment(run_every=1.0)
@@ -50,7 +46,7 @@ def live() -> None:
     try:
         job = manager.snapshot(job_id)
     except JobError:
-        st.info("That job is gone (the server restarted).")
+        st.info("That run is gone: it was deleted.")
         return
     if job.status == "queued":
         st.info(f"Queued: position {job.queue_position} for {manager.device}. Jobs run one at a time; "
@@ -61,7 +57,7 @@ def live() -> None:
                                        f"batch {job.batch}/{job.batches}")
     if job.active:
         if st.button("Cancel", key="cancel"):
-            manager.cancel(job_id)
+            manager.cancel(job_id, requester=me)
             st.rerun(scope="fragment")
     if job.history:
         st.plotly_chart(figures.training_curves(job.history), width="stretch", key="curves")
@@ -75,6 +71,10 @@ def live() -> None:
         st.warning(f"Cancelled after {job.epoch} epoch(s).")
     elif job.status == "failed":
         st.error(f"Training failed: {job.error}")
+    elif job.status == "interrupted":
+        st.warning(f"Interrupted: {job.error}")
+    if not job.active:
+        st.page_link("views/4_Runs.py", label="All runs: leaderboard, comparison, mistakes →", icon="🏆")
 
 
 live()

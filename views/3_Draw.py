@@ -11,10 +11,9 @@ from mnistlab.ui import figures, state
 st.title("Draw a digit")
 
 models: dict[str, str] = {f"preset · {name}": str(path) for name, path in checkpoint.shipped().items()}
-for job in state.job_manager().jobs():
-    if job.status == "finished" and job.checkpoint_path and Path(job.checkpoint_path).exists():
-        who = f" by {job.who}" if job.who else ""
-        models[f"run · {job.name}{who} · {job.final_test_accuracy:.2f} % · {job.id}"] = job.checkpoint_path
+for run in state.job_manager().runs():
+    if run.checkpoint_path and Path(run.checkpoint_path).exists():
+        models[f"run · {state.run_label(run)}"] = run.checkpoint_path
 if not models:
     st.error("No trained model is available: the shipped weights are missing and no run has finished yet.")
     st.stop()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import uuid
 
+import numpy as np
 import streamlit as st
 
-from .. import arch, checkpoint
+from .. import arch, checkpoint, inspect
+from .. import data as mdata
 from ..arch import ArchSpec, SpecError
 from ..jobs import JobManager, default_runs_dir
+from ..store import Run
 
 DEFAULT_PRESET = "best"
 URL_KEY = "arch"
@@ -25,6 +30,25 @@ def job_manager() -> JobManager:
 def load_model(path: str, mtime: float):
     """A checkpoint's network in eval mode, cached per file version. Raises CheckpointError."""
     return checkpoint.load(path).model()
+
+
+@st.cache_resource
+def mnist() -> mdata.MNIST:
+    """The data set, loaded once per server (fetched on first use if it is not cached yet)."""
+    return mdata.load()
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the network on the 10,000 test images…")
+def test_probabilities(path: str, mtime: float) -> np.ndarray:
+    """(10000, 10) test-set probabilities of a checkpoint, cached per file version."""
+    return inspect.test_predictions(load_model(path, mtime), mnist().test)
+
+
+def run_label(run: Run) -> str:
+    """How a run is named in a list: network, who, result, id (the name is the student's own text)."""
+    who = f" by {run.who}" if run.who else ""
+    result = f"{run.final_test_accuracy:.2f} %" if run.final_test_accuracy is not None else run.status
+    return f"{run.name}{who} · {result} · {run.id}"
 
 
 def session_id() -> str:
@@ -87,3 +111,42 @@ def spec_to_url(spec: ArchSpec) -> None:
 
 def spec_text(spec: ArchSpec) -> str:
     return json.dumps(spec.to_dict(), indent=2)
+
+
+ENV_TEACHER = "MNISTLAB_TEACHER_SECRET"
+
+
+def teacher_secret() -> str:
+    """The secret the teacher set when starting the server ($MNISTLAB_TEACHER_SECRET or a Streamlit secret
+    ``teacher_secret``); empty when none is set, and then nothing unlocks the teacher view."""
+    secret = os.environ.get(ENV_TEACHER, "")
+    if not secret:
+        try:
+            secret = str(st.secrets.get("teacher_secret", ""))
+        except Exception:  # no secrets.toml at all: Streamlit raises rather than returning nothing
+            secret = ""
+    return secret.strip()
+
+
+def is_teacher() -> bool:
+    secret = teacher_secret()
+    given = st.session_state.get("teacher_key", "")
+    return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
+
+
+def teacher_login() -> bool:
+    """The unlock form; True once this session has given the right secret."""
+    if is_teacher():
+        return True
+    if not teacher_secret():
+        st.info(f"The teacher view is off on this server: no secret is set. To turn it on, start the server with "
+                f"`{ENV_TEACHER}=... streamlit run app.py` (or `teacher_secret` in .streamlit/secrets.toml).")
+        return False
+    with st.form("teacher_login"):
+        given = st.text_input("Teacher secret", type="password")
+        if st.form_submit_button("Unlock"):
+            st.session_state.teacher_key = given
+            if is_teacher():
+                st.rerun()
+            st.error("That is not the teacher secret.")
+    return False

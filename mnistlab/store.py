@@ -1,0 +1,333 @@
+"""The run registry: one SQLite row per run (WAL mode), its epochs in a second table, checkpoints as files beside it.
+
+Every state change of a run is written here as it happens (submitted, started, each finished epoch, ended), so a
+server that is killed loses at most the epoch in progress. When a server starts, ``recover`` marks the runs that a
+dead server left queued or running as *interrupted*; their completed epochs stay.
+
+Connections are opened per operation: SQLite in WAL mode lets the pages read while the worker writes, and a
+connection is never shared between threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+from . import train
+from .arch import ArchSpec, summary
+
+STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted")
+ACTIVE = ("queued", "running")
+TARGET_ACCURACY = 99.4
+SCHEMA_VERSION = 1
+EPOCH_FIELDS = [f.name for f in fields(train.EpochEnd)]
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    who TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    config TEXT NOT NULL,
+    params INTEGER NOT NULL,
+    epochs INTEGER NOT NULL,
+    eligible INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({', '.join(repr(s) for s in STATUSES)})),
+    device TEXT NOT NULL DEFAULT '',
+    precision TEXT NOT NULL DEFAULT '',
+    final_test_accuracy REAL,
+    error TEXT,
+    checkpoint TEXT,
+    submitted_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    server TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    test_accuracy REAL NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+
+class StoreError(ValueError):
+    """A run that does not exist or cannot change that way; the message says why."""
+
+
+@dataclass
+class Run:
+    """One training run as the pages see it: what the registry holds, plus live progress while it is active."""
+
+    id: str
+    owner: str  # the submitting session, for "my runs" and the one-job-per-session rule
+    who: str  # the name the student typed; always shown as plain text
+    name: str  # the network's name
+    spec: dict[str, Any]
+    config: dict[str, Any]
+    params: int
+    epochs: int
+    status: str = "queued"
+    device: str = ""
+    precision: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    checkpoint_path: str | None = None
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    eligible: bool | None = None  # as stored; computed from the spec and config when None
+    # live only, never stored:
+    queue_position: int | None = None  # 1 = next to run; None when not queued
+    batch: int = 0
+    batches: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed."""
+        return len(self.history)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of all batches done, 0..1."""
+        if self.status == "finished":
+            return 1.0
+        if not self.epochs or not self.batches:
+            return self.epoch / self.epochs if self.epochs else 0.0
+        return min(1.0, (self.epoch * self.batches + self.batch) / (self.epochs * self.batches))
+
+    @property
+    def final_test_accuracy(self) -> float | None:
+        """The last epoch's test accuracy of a finished run (never a best-epoch pick)."""
+        return self.history[-1]["test_accuracy"] if self.history and self.status == "finished" else None
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(h["seconds"] for h in self.history)
+
+    def rule_checks(self) -> list[tuple[str, bool]]:
+        """Each challenge rule, in words, and whether this run meets it (accuracy first, once it has one)."""
+        cfg = train.TrainConfig(**self.config)
+        checks = [(c.detail, c.passed) for c in summary(ArchSpec.from_dict(self.spec)).checks]
+        checks += [(f"fewer than 20 epochs ({cfg.epochs})", cfg.epochs < 20),
+                   ("trained on all 60,000 training images", cfg.train_subset is None and cfg.validation == 0)]
+        acc = self.final_test_accuracy
+        if acc is not None:
+            checks.insert(0, (f"final test accuracy {acc:.2f} % (needs at least {TARGET_ACCURACY} %)",
+                              acc >= TARGET_ACCURACY))
+        return checks
+
+    @property
+    def challenge_eligible(self) -> bool:
+        """Every rule but the accuracy met (full data, < 20 epochs, < 20k parameters, no FC): the leaderboard filter."""
+        if self.eligible is not None:
+            return self.eligible
+        return all(ok for text, ok in self.rule_checks() if not text.startswith("final test accuracy"))
+
+
+class RunStore:
+    """The registry in one SQLite file; checkpoints in the same directory."""
+
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "runs.sqlite3"
+        # Which server owns an active run: each store holds an exclusive lock on a file of its own for as long as it
+        # lives (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
+        self.server = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock_file = _hold_lock(self._server_lock(self.server))
+        with self._tx() as con:
+            con.executescript(_SCHEMA)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @classmethod
+    def reader(cls, directory: Path | str) -> "RunStore":
+        """A store for reading an existing registry from another process (a monitor, a test): it holds no lock."""
+        self = cls.__new__(cls)
+        self.directory = Path(directory)
+        self.path = self.directory / "runs.sqlite3"
+        self.server, self._lock_file = "", None
+        return self
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30)) as con:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash can lose the last commit, never corrupt
+            con.execute("PRAGMA foreign_keys = ON")
+            con.row_factory = sqlite3.Row
+            with con:  # one transaction: committed on success, rolled back on error
+                yield con
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        return self.directory / f"{run_id}.pt"
+
+    # ------------------------------------------------------------------ writes (the job manager's worker)
+    def add(self, run: Run) -> None:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO runs (id, owner, who, name, spec, config, params, epochs, eligible, status, "
+                "submitted_at, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.id, run.owner, run.who, run.name, json.dumps(run.spec), json.dumps(run.config), run.params,
+                 run.epochs, int(run.challenge_eligible), run.status, run.submitted_at, self.server))
+
+    def started(self, run_id: str) -> None:
+        self._update(run_id, status="running", started_at=time.time())
+
+    def set_device(self, run_id: str, device: str, precision: str) -> None:
+        self._update(run_id, device=device, precision=precision)
+
+    def add_epoch(self, run_id: str, metrics: dict[str, Any]) -> None:
+        with self._tx() as con:
+            con.execute("INSERT OR REPLACE INTO epochs (run_id, epoch, test_accuracy, metrics) VALUES (?, ?, ?, ?)",
+                        (run_id, metrics["epoch"], metrics["test_accuracy"], json.dumps(metrics)))
+
+    def ended(self, run_id: str, status: str, error: str | None = None, checkpoint: str | None = None) -> None:
+        if status in ACTIVE:
+            raise StoreError(f"{status!r} is not an end state")
+        with self._tx() as con:
+            final = None
+            if status == "finished":
+                row = con.execute("SELECT test_accuracy FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
+                                  (run_id,)).fetchone()
+                final = row["test_accuracy"] if row else None
+            self._update(run_id, con=con, status=status, error=error, checkpoint=checkpoint, ended_at=time.time(),
+                         final_test_accuracy=final)
+
+    def delete(self, run_id: str) -> None:
+        """Remove an ended run and its checkpoint."""
+        run = self.get(run_id)
+        if run.active:
+            raise StoreError("a queued or running job cannot be deleted; cancel it first")
+        with self._tx() as con:
+            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        if run.checkpoint_path:
+            Path(run.checkpoint_path).unlink(missing_ok=True)
+
+    def recover(self) -> list[str]:
+        """Mark the runs a dead server left queued or running as interrupted, keeping their epochs. Returns their ids."""
+        recovered = []
+        with self._tx() as con:
+            rows = con.execute("SELECT id, status, server FROM runs WHERE status IN ('queued', 'running')").fetchall()
+            for row in rows:
+                if self._server_alive(row["server"]):
+                    continue
+                done = con.execute("SELECT COUNT(*) FROM epochs WHERE run_id = ?", (row["id"],)).fetchone()[0]
+                why = (f"The server stopped during epoch {done + 1}; the {done} completed epoch(s) are kept."
+                       if row["status"] == "running" else "The server stopped before this run started.")
+                self._update(row["id"], con=con, status="interrupted", error=why, ended_at=time.time())
+                recovered.append(row["id"])
+        return recovered
+
+    def _server_lock(self, server: str) -> Path:
+        locks = self.directory / "servers"
+        locks.mkdir(exist_ok=True)
+        return locks / f"{server}.lock"
+
+    def _server_alive(self, server: str) -> bool:
+        if server == self.server:
+            return True
+        path = self._server_lock(server)
+        if fcntl is None:  # no flock (Windows): only this process's own stores are known to be alive
+            return False
+        try:
+            with open(path, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # we got it: its owner is gone
+        except BlockingIOError:
+            return True
+        path.unlink(missing_ok=True)
+        return False
+
+    def close(self) -> None:
+        """Release this server's lock (its remaining active runs become recoverable)."""
+        if self._lock_file is None:
+            return
+        self._lock_file.close()
+        self._server_lock(self.server).unlink(missing_ok=True)
+
+    def _update(self, run_id: str, con: sqlite3.Connection | None = None, **values: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        if con is None:
+            with self._tx() as con:
+                cur = con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), run_id))
+        else:
+            cur = con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), run_id))
+        if cur.rowcount == 0:
+            raise StoreError(f"no run {run_id!r}")
+
+    # ------------------------------------------------------------------ reads (any thread)
+    def get(self, run_id: str) -> Run:
+        runs = self._select("WHERE id = ?", (run_id,))
+        if not runs:
+            raise StoreError(f"no run {run_id!r}")
+        return runs[0]
+
+    def runs(self, owner: str | None = None, status: tuple[str, ...] | None = None) -> list[Run]:
+        """Runs, newest first; only ``owner``'s or those with a ``status`` when given."""
+        where, args = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if status:
+            where.append(f"status IN ({', '.join('?' * len(status))})")
+            args.extend(status)
+        return self._select(("WHERE " + " AND ".join(where)) if where else "", tuple(args))
+
+    def count(self) -> int:
+        with self._tx() as con:
+            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def integrity(self) -> str:
+        """``PRAGMA integrity_check``: 'ok' for a sound database."""
+        with self._tx() as con:
+            return con.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def _select(self, where: str, args: tuple) -> list[Run]:
+        with self._tx() as con:
+            rows = con.execute(f"SELECT * FROM runs {where} ORDER BY submitted_at DESC", args).fetchall()
+            ids = [r["id"] for r in rows]
+            history: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+            if ids:
+                marks = ", ".join("?" * len(ids)) if len(ids) < 900 else None
+                query = "SELECT run_id, metrics FROM epochs " + (f"WHERE run_id IN ({marks}) " if marks else "")
+                for e in con.execute(query + "ORDER BY run_id, epoch", ids if marks else ()):
+                    if e["run_id"] in history:
+                        history[e["run_id"]].append(json.loads(e["metrics"]))
+        return [Run(id=r["id"], owner=r["owner"], who=r["who"], name=r["name"], spec=json.loads(r["spec"]),
+                    config=json.loads(r["config"]), params=r["params"], epochs=r["epochs"], status=r["status"],
+                    device=r["device"], precision=r["precision"], history=history[r["id"]], error=r["error"],
+                    checkpoint_path=r["checkpoint"], submitted_at=r["submitted_at"], started_at=r["started_at"],
+                    ended_at=r["ended_at"], eligible=bool(r["eligible"])) for r in rows]
+
+
+def _hold_lock(path: Path):
+    """Open ``path`` and hold an exclusive lock on it; the returned file must stay open for the lock to last."""
+    f = open(path, "a+")
+    if fcntl is not None:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return f
+
+
+def run_to_dict(run: Run) -> dict[str, Any]:
+    return asdict(run)

@@ -1,0 +1,187 @@
+"""The run registry: rows that survive a restart, recovery after a crash, and the limits of a shared server."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mnistlab import arch, checkpoint, train
+from mnistlab.jobs import JobError, JobManager
+from mnistlab.store import Run, RunStore, StoreError
+
+QUICK = train.TrainConfig(epochs=1, train_subset=1000, batch_size=100, seed=0)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def a_run(run_id="r1", owner="s1", status="queued"):
+    spec = arch.preset("tiny")
+    return Run(id=run_id, owner=owner, who="Ann", name=spec.name, spec=spec.to_dict(), config=QUICK.to_dict(),
+               params=arch.count_params(spec), epochs=1, status=status, submitted_at=time.time())
+
+
+def epoch(n, acc):
+    return train.EpochEnd(epoch=n, epochs=3, train_loss=0.1, train_accuracy=97.0, test_loss=0.05, test_accuracy=acc,
+                          seconds=1.0, eval_seconds=0.1, lr=0.01).to_dict()
+
+
+def test_a_run_is_a_row_with_its_epochs_and_survives_a_new_store(tmp_path):
+    store = RunStore(tmp_path)
+    store.add(a_run())
+    store.started("r1")
+    store.set_device("r1", "CPU", "bf16")
+    store.add_epoch("r1", epoch(1, 98.0))
+    store.add_epoch("r1", epoch(2, 99.1))
+    store.ended("r1", "finished", checkpoint=str(tmp_path / "r1.pt"))
+    store.close()
+    again = RunStore(tmp_path).get("r1")
+    assert again.status == "finished" and again.device == "CPU" and again.who == "Ann"
+    assert [h["test_accuracy"] for h in again.history] == [98.0, 99.1]
+    assert again.final_test_accuracy == 99.1  # the last epoch, not the best
+    assert again.spec == arch.preset("tiny").to_dict() and again.config == QUICK.to_dict()
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("SELECT final_test_accuracy, eligible FROM runs").fetchone() == (99.1, 0)
+
+
+def test_unknown_runs_and_bad_transitions_are_clear_errors(tmp_path):
+    store = RunStore(tmp_path)
+    with pytest.raises(StoreError, match="no run 'x'"):
+        store.get("x")
+    with pytest.raises(StoreError, match="no run"):
+        store.started("x")
+    store.add(a_run())
+    with pytest.raises(StoreError, match="not an end state"):
+        store.ended("r1", "running")
+    with pytest.raises(StoreError, match="cancel it first"):
+        store.delete("r1")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add(a_run())  # the same id twice
+
+
+def test_recovery_marks_a_dead_servers_runs_interrupted_and_keeps_their_epochs(tmp_path):
+    dead = RunStore(tmp_path)
+    dead.add(a_run("running"))
+    dead.started("running")
+    dead.add_epoch("running", epoch(1, 97.5))
+    dead.add(a_run("waiting", owner="s2"))
+    dead.add(a_run("done", owner="s3"))
+    dead.ended("done", "finished")
+    live = RunStore(tmp_path)
+    assert live.recover() == []  # the first server is still alive: its runs are left alone
+    dead.close()  # what the OS does when the process dies
+    assert sorted(live.recover()) == ["running", "waiting"]
+    r = live.get("running")
+    assert r.status == "interrupted" and len(r.history) == 1 and "1 completed epoch" in r.error
+    assert live.get("waiting").status == "interrupted" and "before this run started" in live.get("waiting").error
+    assert live.get("done").status == "finished"
+    assert live.integrity() == "ok"
+
+
+@pytest.fixture
+def manager(mnist, tmp_path):
+    m = JobManager(tmp_path / "runs", load_data=lambda: mnist)
+    yield m
+    m.close()
+
+
+def test_runs_live_in_the_registry_and_survive_a_restart(mnist, tmp_path):
+    m = JobManager(tmp_path, load_data=lambda: mnist)
+    run_id = m.submit(arch.preset("tiny"), QUICK, owner="s1", who="Ann")
+    assert m.wait(run_id, timeout=120).status == "finished"
+    m.close()
+    m2 = JobManager(tmp_path, load_data=lambda: mnist)
+    try:
+        (run,) = m2.runs()
+        assert run.id == run_id and run.status == "finished" and run.who == "Ann" and len(run.history) == 1
+        assert checkpoint.load(run.checkpoint_path).spec == arch.preset("tiny")
+        assert m2.recovered == []
+    finally:
+        m2.close()
+
+
+def test_one_active_job_per_session_and_an_epoch_limit(manager):
+    manager.submit(arch.preset("tiny"), QUICK, owner="s1")
+    with pytest.raises(JobError, match="already have a job"):
+        manager.submit(arch.preset("tiny"), QUICK, owner="s1")
+    manager.submit(arch.preset("tiny"), QUICK, owner="s2")  # another session is not held back
+    with pytest.raises(JobError, match="at most 30 epochs"):
+        manager.submit(arch.preset("tiny"), train.TrainConfig(epochs=31), owner="s3")
+    with pytest.raises(arch.SpecError, match="200,000"):
+        manager.submit(arch.ArchSpec.from_dict({**arch.preset("best").to_dict(),
+                                                "blocks": [{"widths": [256, 256, 256]}]}), QUICK, owner="s4")
+
+
+def test_only_the_owner_or_the_teacher_cancels_or_deletes(manager):
+    first = manager.submit(arch.preset("tiny"), QUICK, owner="s1")
+    second = manager.submit(arch.preset("tiny"), QUICK, owner="s2")
+    with pytest.raises(JobError, match="only the person who started"):
+        manager.cancel(second, requester="s1")
+    assert manager.snapshot(second).active
+    manager.cancel(second, requester="s1", teacher=True)
+    assert manager.snapshot(second).status == "cancelled"
+    manager.wait(first, timeout=120)
+    with pytest.raises(JobError, match="only the person who started"):
+        manager.delete(first, requester="s2")
+    manager.delete(first, requester="s1")
+    with pytest.raises(JobError, match="no run"):
+        manager.snapshot(first)
+    assert [r.id for r in manager.runs()] == [second]
+
+
+def test_a_cancelled_run_keeps_its_history(manager):
+    cfg = train.TrainConfig(epochs=30, train_subset=600, batch_size=100)
+    run_id = manager.submit(arch.preset("tiny"), cfg, owner="s1")
+    deadline = time.monotonic() + 120
+    while manager.snapshot(run_id).epoch < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    manager.cancel(run_id, requester="s1")
+    run = manager.wait(run_id, timeout=30)
+    assert run.status == "cancelled" and run.epoch >= 1
+    stored = manager.store.get(run_id)
+    assert stored.history == run.history and stored.checkpoint_path
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from mnistlab import arch, train, data
+    from mnistlab.jobs import JobManager
+    m = JobManager(sys.argv[1], load_data=lambda: data.load(fetch=False))
+    m.submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=2000, batch_size=100), owner="s1")
+    print("submitted", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_database(data_root, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path)], cwd=ROOT,
+                            env={**os.environ, "MNISTLAB_DATA": str(data_root)})
+    try:
+        deadline = time.monotonic() + 120
+        run = None
+        while time.monotonic() < deadline:  # wait for two finished epochs, read from the registry like a page
+            runs = RunStore.reader(tmp_path).runs() if (tmp_path / "runs.sqlite3").exists() else []
+            if runs and runs[0].epoch >= 2:
+                run = runs[0]
+                break
+            time.sleep(0.1)
+        assert run is not None and run.status == "running", "the run never got to its second epoch"
+        time.sleep(0.3)  # into the next epoch
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed_at = len(RunStore.reader(tmp_path).get(run.id).history)
+    store = RunStore(tmp_path)  # the restarted server
+    assert store.recover() == [run.id]
+    after = store.get(run.id)
+    assert after.status == "interrupted" and after.epoch == killed_at >= 2
+    assert f"during epoch {killed_at + 1}" in after.error
+    assert store.integrity() == "ok"
+    assert store.count() == 1

@@ -1,0 +1,133 @@
+"""Runs: the leaderboard, curves side by side, and one run in depth (its mistakes, its files)."""
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from mnistlab import arch, checkpoint, export, inspect
+from mnistlab.jobs import JobError
+from mnistlab.ui import figures, state
+
+st.title("Runs")
+manager = state.job_manager()
+me, teacher = state.session_id(), state.is_teacher()
+runs = manager.runs()
+if not runs:
+    st.info("No runs on this server yet: train a network on the Train page and it appears here.")
+    st.stop()
+
+# ------------------------------------------------------------------------------------------------ leaderboard
+st.subheader("Leaderboard")
+eligible_only = st.toggle("Challenge-eligible finished runs only (all 60,000 training images, fewer than 20 "
+                          "epochs, fewer than 20,000 parameters, no fully connected layer)", key="eligible_only")
+ranked = sorted(runs, key=lambda r: (r.final_test_accuracy is None, -(r.final_test_accuracy or 0.0), -r.submitted_at))
+board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
+st.dataframe(
+    [{"final test accuracy (%)": r.final_test_accuracy, "who": r.who or "anonymous", "network": r.name,
+      "parameters": r.params, "epochs": r.epochs, "status": r.status, "challenge-eligible": r.challenge_eligible,
+      "training time (s)": round(r.train_seconds, 1), "device": r.device,
+      "submitted": datetime.fromtimestamp(r.submitted_at), "id": r.id} for r in board],
+    column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+                   "submitted": st.column_config.DatetimeColumn(format="D MMM, HH:mm")},
+    hide_index=True, width="stretch", key="leaderboard")
+st.caption("Click a column's name to sort by it. The accuracy is the last epoch's on the 10,000 test images, "
+           "never a best epoch picked afterwards.")
+
+# ------------------------------------------------------------------------------------------------ compare
+st.subheader("Compare")
+with_curves = {state.run_label(r): r for r in ranked if r.history}
+finished = [label for label, r in with_curves.items() if r.status == "finished"]
+chosen = st.multiselect("Runs to overlay", list(with_curves), default=finished[:2], key="compare")
+if chosen:
+    st.plotly_chart(figures.compare_curves([(label, with_curves[label].history) for label in chosen]),
+                    width="stretch", key="compare_chart")
+
+# ------------------------------------------------------------------------------------------------ one run
+st.subheader("One run")
+by_label = {state.run_label(r): r for r in runs}
+mine = [label for label, r in by_label.items() if r.owner == me]
+labels = list(by_label)
+default = labels.index(mine[0]) if mine else 0
+run = by_label[st.selectbox("Run", labels, index=default, key="run_choice")]
+
+st.text(f"{run.name} by {run.who or 'anonymous'}: {run.status}, {run.epoch}/{run.epochs} epochs, "
+        f"{run.params:,} parameters{', on ' + run.device if run.device else ''}")
+if run.status == "failed":
+    st.error(f"This run failed: {run.error}")
+elif run.status == "interrupted":
+    st.warning(f"Interrupted: {run.error}")
+elif run.status == "cancelled":
+    st.warning(f"Cancelled after {run.epoch} epoch(s).")
+elif run.active:
+    st.info("Still training: its page on Train shows it live; this view updates when you come back.")
+for text, ok in run.rule_checks():
+    st.write(("✅ " if ok else "❌ ") + text)
+
+if run.owner == me or teacher:
+    if run.active and st.button("Cancel this job", key="cancel_run"):
+        manager.cancel(run.id, requester=me, teacher=teacher)
+        st.rerun()
+    if not run.active and st.button("Delete this run", key="delete_run"):
+        try:
+            manager.delete(run.id, requester=me, teacher=teacher)
+            st.rerun()
+        except JobError as e:
+            st.error(str(e))
+
+spec = arch.ArchSpec.from_dict(run.spec)
+left, right = st.columns(2)
+with left:
+    st.markdown("**Network**")
+    st.json(run.spec, expanded=False)
+with right:
+    st.markdown("**Settings**")
+    st.dataframe([{"setting": k, "value": str(v)} for k, v in run.config.items()], hide_index=True,
+                 width="stretch")
+if run.history:
+    st.plotly_chart(figures.training_curves(run.history), width="stretch", key="run_curves")
+
+spec_json = json.dumps(run.spec, indent=2)
+files = st.columns(3)
+files[0].download_button("Spec (JSON)", spec_json, file_name=f"{export.filename(spec)[:-3]}.json",
+                         mime="application/json", key="dl_spec")
+files[1].download_button("Standalone PyTorch file", export.standalone_script(spec), file_name=export.filename(spec),
+                         mime="text/x-python", key="dl_script")
+path = Path(run.checkpoint_path) if run.checkpoint_path else None
+if path is None or not path.exists():
+    files[2].caption("No weights: this run stopped before its first epoch ended." if not run.active
+                     else "Weights appear when the run ends.")
+    st.stop()
+files[2].download_button("Checkpoint (.pt)", path.read_bytes(), file_name=f"{run.id}.pt",
+                         mime="application/octet-stream", key="dl_checkpoint")
+
+# ------------------------------------------------------------------------------------------------ its mistakes
+st.markdown("**Where it goes wrong: the confusion matrix on the 10,000 test images**")
+try:
+    probs = state.test_probabilities(str(path), path.stat().st_mtime)
+except (checkpoint.CheckpointError, OSError) as e:
+    st.error(f"The checkpoint could not be loaded: {e}")
+    st.stop()
+labels_true = state.mnist().test.labels.numpy()
+cm = inspect.confusion_matrix(labels_true, probs)
+st.plotly_chart(figures.confusion(cm), width="stretch", key="confusion")
+off = cm.copy()
+np.fill_diagonal(off, 0)
+worst_true, worst_pred = np.unravel_index(int(off.argmax()), off.shape)
+c1, c2 = st.columns(2)
+true = c1.selectbox("True digit", range(10), index=int(worst_true), key="cell_true")
+pred = c2.selectbox("Predicted as", range(10), index=int(worst_pred), key="cell_pred")
+idx = inspect.misclassified(labels_true, probs, true, pred)
+if true == pred:
+    st.caption(f"The diagonal: {cm[true, true]} test images of a {true} recognised correctly.")
+elif not len(idx):
+    st.success(f"No {true} in the test set was taken for a {pred}.")
+else:
+    st.caption(f"{len(idx)} test image(s) of a {true} taken for a {pred}, most confident mistakes first "
+               f"(showing {min(len(idx), 24)}).")
+    shown = idx[:24]
+    images = state.mnist().test.images[shown].numpy() / 255.0
+    st.image([figures.enlarge(im, 3) for im in images],
+             caption=[f"#{i}: {probs[i, pred]:.0%} {pred}, {probs[i, true]:.0%} {true}" for i in shown])

@@ -1,0 +1,72 @@
+"""Teacher: every run live, the queue, and the power to cancel or delete any job; unlocked by the server's secret."""
+
+import streamlit as st
+
+from mnistlab.jobs import JobError
+from mnistlab.ui import state
+
+st.title("Teacher view")
+if not state.teacher_login():
+    st.stop()
+
+manager = state.job_manager()
+st.caption(f"Unlocked for this browser session. Jobs run one at a time on: {manager.device}; "
+           f"at most {manager.max_queue} may wait, one per student, {manager.max_epochs} epochs each.")
+if st.button("Lock the teacher view", key="lock"):
+    st.session_state.teacher_key = ""
+    st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    st.subheader("Queue")
+    queue = manager.queue()
+    if not queue:
+        st.caption("Nothing is training or waiting.")
+    else:
+        st.dataframe([{"place": "running" if r.status == "running" else r.queue_position,
+                       "who": r.who or "anonymous", "network": r.name, "parameters": r.params,
+                       "epoch": f"{r.epoch}/{r.epochs}", "progress": r.progress, "id": r.id} for r in queue],
+                     column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
+                     hide_index=True, width="stretch", key="queue_table")
+
+    st.subheader("All runs")
+    runs = manager.runs()
+    st.dataframe([{"who": r.who or "anonymous", "network": r.name, "status": r.status,
+                   "final test accuracy (%)": r.final_test_accuracy, "epochs": f"{r.epoch}/{r.epochs}",
+                   "error": r.error or "", "id": r.id} for r in runs],
+                 column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f")},
+                 hide_index=True, width="stretch", key="all_runs")
+
+
+live()
+
+# Outside the live fragment, so a choice being made is not redrawn under the teacher's cursor every second.
+runs = {r.id: r for r in manager.runs()}
+st.subheader("Cancel a job")
+active = [i for i, r in runs.items() if r.active]
+if active:
+    with st.form("cancel_form"):
+        target = st.selectbox("Job", active, format_func=lambda i: state.run_label(runs[i]), key="cancel_choice")
+        if st.form_submit_button("Cancel this job"):
+            try:
+                manager.cancel(target, teacher=True)
+                st.rerun()
+            except JobError as e:
+                st.error(str(e))
+else:
+    st.caption("No job is queued or running.")
+
+st.subheader("Delete a run")
+ended = [i for i, r in runs.items() if not r.active]
+if ended:
+    with st.form("delete_form"):
+        target = st.selectbox("Run", ended, format_func=lambda i: state.run_label(runs[i]), key="delete_choice")
+        if st.form_submit_button("Delete it and its checkpoint"):
+            try:
+                manager.delete(target, teacher=True)
+                st.rerun()
+            except JobError as e:
+                st.error(str(e))
+else:
+    st.caption("No ended runs.")
