@@ -6,6 +6,7 @@ installs both. In CI a missing browser fails these tests; elsewhere they skip, s
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from mnistlab.store import RunStore
 
 from .conftest import need
 
@@ -27,10 +30,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, data_root):
+def start_server(runs_dir: Path, data_root: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free loopback port, its runs in ``runs_dir``; returns once it answers."""
     port = free_port()
-    env = {**os.environ, "MNISTLAB_RUNS": str(tmp_path_factory.mktemp("runs"))}
+    env = {**os.environ, "MNISTLAB_RUNS": str(runs_dir), "MNISTLAB_DATA": str(data_root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -40,12 +43,16 @@ def server(tmp_path_factory, data_root):
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {proc.stdout.read()[-2000:]}")
+    proc.kill()
+    pytest.fail(f"streamlit did not start: {proc.stdout.read()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
+    proc, url = start_server(tmp_path_factory.mktemp("runs"), data_root)
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -143,3 +150,47 @@ def test_start_a_quick_run_and_see_the_curves(server, browser):
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("text=Cancelled", timeout=30_000)
     page.close()
+
+
+def test_a_server_killed_mid_training_comes_back_with_the_run_interrupted(browser, tmp_path, data_root):
+    runs = tmp_path / "runs"
+    proc, url = start_server(runs, data_root)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/Train")
+        settle(page)
+        page.get_by_label("epochs").fill("30")
+        page.get_by_text("quick mode").click()
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_selector("text=Running on", timeout=60_000)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # two epochs done, as the registry records them
+            found = RunStore.reader(runs).runs()
+            if found and found[0].epoch >= 2:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run never finished its second epoch")
+        time.sleep(0.5)  # into the third
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        page.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = RunStore.reader(runs).runs()[0]
+    assert killed.status == "running"  # what the dead server left behind
+
+    proc, url = start_server(runs, data_root)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/Runs")
+        page.wait_for_selector("text=Interrupted: The server stopped during epoch", timeout=60_000)
+        page.close()
+        after = RunStore.reader(runs).get(killed.id)
+        assert after.status == "interrupted" and after.epoch == killed.epoch >= 2
+        assert after.history == killed.history
+        assert RunStore.reader(runs).integrity() == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

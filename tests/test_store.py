@@ -185,3 +185,35 @@ def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_databas
     assert f"during epoch {killed_at + 1}" in after.error
     assert store.integrity() == "ok"
     assert store.count() == 1
+
+
+def test_thirty_sessions_submitting_at_the_same_instant_are_each_accepted_or_refused(mnist, tmp_path):
+    import threading
+
+    m = JobManager(tmp_path, load_data=lambda: mnist, max_queue=10)
+    go = threading.Barrier(30)
+    outcome: dict[int, str] = {}
+
+    def student(i):
+        go.wait()
+        try:
+            outcome[i] = m.submit(arch.preset("tiny"), train.TrainConfig(epochs=1, train_subset=200), owner=f"s{i}")
+        except JobError as e:
+            outcome[i] = f"refused: {e}"
+
+    threads = [threading.Thread(target=student, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        accepted = {v for v in outcome.values() if not v.startswith("refused")}
+        refused = [v for v in outcome.values() if v.startswith("refused")]
+        assert len(outcome) == 30 and 10 <= len(accepted) <= 11  # the queue's 10, plus one the worker took at once
+        assert all("queue is full" in v for v in refused)
+        assert {r.id for r in m.runs()} == accepted
+        for run_id in accepted:
+            assert m.wait(run_id, timeout=120).status == "finished"
+        assert m.store.integrity() == "ok"
+    finally:
+        m.close()

@@ -89,8 +89,12 @@ def set_spec(spec: ArchSpec) -> None:
 
 
 def spec_from_url() -> tuple[ArchSpec, str | None]:
+    """The spec the page's address carries (``?arch=``)."""
+    return spec_from_link(st.query_params.get(URL_KEY))
+
+
+def spec_from_link(raw: str | None) -> tuple[ArchSpec, str | None]:
     """The spec a shared link carries; a malformed or hostile one gives the default with a message."""
-    raw = st.query_params.get(URL_KEY)
     if raw is None:
         return arch.preset(DEFAULT_PRESET), None
     if raw in arch.PRESETS:

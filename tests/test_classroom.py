@@ -1,0 +1,28 @@
+"""A class on one server: every press of Start is accepted or refused with a message, and no run is lost."""
+
+import streamlit as st
+
+from .classroom import simulate
+
+
+def test_a_class_submitting_together_loses_nothing(tmp_path, monkeypatch, data_root):
+    monkeypatch.setenv("MNISTLAB_RUNS", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    from mnistlab.ui import state
+
+    try:
+        sessions = 5
+        r = simulate(sessions, preset="tiny", epochs=1)
+        assert not r.exceptions, r.exceptions
+        assert sorted(r.accepted) == list(range(sessions))  # everybody's first press got a run in
+        assert all(len(ids) == 1 for ids in r.accepted.values())  # a second one only ever while the first waited...
+        messages = [m for ms in r.refused.values() for m in ms]
+        assert messages and all("already have a job" in m for m in messages)  # ...and so it was refused, saying why
+        accepted = {run_id for ids in r.accepted.values() for run_id in ids}
+        assert set(r.statuses.values()) == {"finished"}
+        assert r.registry_ids == accepted and r.registry_rows == len(accepted)  # exactly those rows, none lost
+        assert r.integrity == "ok"
+        assert len(r.render_seconds) >= 3  # pages were rendered while the class trained
+    finally:
+        state.job_manager().close()
+        st.cache_resource.clear()
