@@ -70,9 +70,12 @@ def main() -> None:
     job = manager.submit(arch.preset("seed"), train.TrainConfig(epochs=5), owner="bench")
     while manager.snapshot(job).status != "running":
         time.sleep(0.1)
-    for page in ("views/0_Home.py", "views/1_Architecture.py", "views/2_Train.py", "views/3_Draw.py"):
+    os.environ[state.ENV_TEACHER] = "bench-secret"
+    for page in ("views/0_Home.py", "views/1_Architecture.py", "views/2_Train.py", "views/3_Draw.py",
+                 "views/4_Runs.py", "views/5_Teacher.py"):
         def render(page=page):
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+            at.session_state["teacher_key"] = "bench-secret"  # the Teacher page unlocked, as the teacher sees it
             at.switch_page(page)
             at.run()
             assert not at.exception, at.exception
