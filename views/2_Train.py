@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnistlab import arch, train
 from mnistlab.jobs import JobError
-from mnistlab.ui import figures, state
+from mnistlab.ui import figures, outcome, state
 
 st.title("Train")
 manager = state.job_manager()
@@ -64,15 +64,9 @@ def live() -> None:
     if job.status == "finished":
         acc = job.final_test_accuracy
         st.metric("Final test accuracy (last epoch, 10,000 test images)", f"{acc:.2f} %")
-        for text, ok in job.rule_checks():
-            st.write(("✅ " if ok else "❌ ") + text)
+        outcome.rule_checks(job)
         st.page_link("views/3_Draw.py", label="Draw a digit for this network →", icon="✏️")
-    elif job.status == "cancelled":
-        st.warning(f"Cancelled after {job.epoch} epoch(s).")
-    elif job.status == "failed":
-        st.error(f"Training failed: {job.error}")
-    elif job.status == "interrupted":
-        st.warning(f"Interrupted: {job.error}")
+    outcome.ended_message(job)
     if not job.active:
         st.page_link("views/4_Runs.py", label="All runs: leaderboard, comparison, mistakes →", icon="🏆")
 

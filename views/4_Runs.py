@@ -9,7 +9,7 @@ import streamlit as st
 
 from mnistlab import arch, checkpoint, export, inspect
 from mnistlab.jobs import JobError
-from mnistlab.ui import figures, state
+from mnistlab.ui import figures, outcome, state
 
 st.title("Runs")
 manager = state.job_manager()
@@ -55,16 +55,10 @@ run = by_label[st.selectbox("Run", labels, index=default, key="run_choice")]
 
 st.text(f"{run.name} by {run.who or 'anonymous'}: {run.status}, {run.epoch}/{run.epochs} epochs, "
         f"{run.params:,} parameters{', on ' + run.device if run.device else ''}")
-if run.status == "failed":
-    st.error(f"This run failed: {run.error}")
-elif run.status == "interrupted":
-    st.warning(f"Interrupted: {run.error}")
-elif run.status == "cancelled":
-    st.warning(f"Cancelled after {run.epoch} epoch(s).")
-elif run.active:
+outcome.ended_message(run)
+if run.active:
     st.info("Still training: its page on Train shows it live; this view updates when you come back.")
-for text, ok in run.rule_checks():
-    st.write(("✅ " if ok else "❌ ") + text)
+outcome.rule_checks(run)
 
 if run.owner == me or teacher:
     if run.active and st.button("Cancel this job", key="cancel_run"):

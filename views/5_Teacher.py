@@ -43,30 +43,25 @@ live()
 
 # Outside the live fragment, so a choice being made is not redrawn under the teacher's cursor every second.
 runs = {r.id: r for r in manager.runs()}
-st.subheader("Cancel a job")
-active = [i for i, r in runs.items() if r.active]
-if active:
-    with st.form("cancel_form"):
-        target = st.selectbox("Job", active, format_func=lambda i: state.run_label(runs[i]), key="cancel_choice")
-        if st.form_submit_button("Cancel this job"):
-            try:
-                manager.cancel(target, teacher=True)
-                st.rerun()
-            except JobError as e:
-                st.error(str(e))
-else:
-    st.caption("No job is queued or running.")
 
-st.subheader("Delete a run")
-ended = [i for i, r in runs.items() if not r.active]
-if ended:
-    with st.form("delete_form"):
-        target = st.selectbox("Run", ended, format_func=lambda i: state.run_label(runs[i]), key="delete_choice")
-        if st.form_submit_button("Delete it and its checkpoint"):
+
+def act_on_one(title: str, ids: list[str], form: str, button: str, action, none_left: str) -> None:
+    """A form to pick one run and act on it as the teacher; a refusal from the manager is shown, not raised."""
+    st.subheader(title)
+    if not ids:
+        st.caption(none_left)
+        return
+    with st.form(f"{form}_form"):
+        target = st.selectbox("Run", ids, format_func=lambda i: state.run_label(runs[i]), key=f"{form}_choice")
+        if st.form_submit_button(button):
             try:
-                manager.delete(target, teacher=True)
+                action(target, teacher=True)
                 st.rerun()
             except JobError as e:
                 st.error(str(e))
-else:
-    st.caption("No ended runs.")
+
+
+act_on_one("Cancel a job", [i for i, r in runs.items() if r.active], "cancel", "Cancel this job", manager.cancel,
+           "No job is queued or running.")
+act_on_one("Delete a run", [i for i, r in runs.items() if not r.active], "delete", "Delete it and its checkpoint",
+           manager.delete, "No ended runs.")

@@ -1,0 +1,20 @@
+"""How a run ended and which rules it meets, said the same way on every page."""
+
+import streamlit as st
+
+from ..store import Run
+
+
+def ended_message(run: Run) -> None:
+    """An error or warning for a run that did not finish; nothing for one that did or is still going."""
+    if run.status == "failed":
+        st.error(f"Training failed: {run.error}")
+    elif run.status == "interrupted":
+        st.warning(f"Interrupted: {run.error}")
+    elif run.status == "cancelled":
+        st.warning(f"Cancelled after {run.epoch} epoch(s).")
+
+
+def rule_checks(run: Run) -> None:
+    for text, ok in run.rule_checks():
+        st.write(("✅ " if ok else "❌ ") + text)
