@@ -175,9 +175,9 @@ class JobManager:
         for pos, rid in enumerate(self._queue, 1):
             self._live[rid].queue_position = pos
 
-    def _end(self, run_id: str, status: str, error: str | None = None, checkpoint_path: str | None = None) -> None:
+    def _end(self, run_id: str, status: str, error: str | None = None) -> None:
         """Write the end state, then forget the live record (caller holds the lock)."""
-        self.store.ended(run_id, status, error=error, checkpoint=checkpoint_path)
+        self.store.ended(run_id, status, error=error)
         run = self._live.pop(run_id)
         run.status, run.queue_position = status, None
         self._cancel.pop(run_id, None)
@@ -202,9 +202,17 @@ class JobManager:
             spec, cfg = ArchSpec.from_dict(run.spec), train.TrainConfig(**run.config)
             cancel = self._cancel[run_id]
 
+        def on_epoch(result: train.TrainResult) -> None:
+            # Weights after every epoch, so a run that is cancelled, fails or loses its server keeps a checkpoint
+            # that matches its recorded epochs; stored before the live copy changes, so what pages show is stored.
+            done = len(result.history)
+            ckpt = checkpoint.from_result(result, meta={
+                "run_id": run_id, "owner": run.owner, "who": run.who, "epochs_completed": done,
+                "status": "finished" if done == cfg.epochs else "partial"})
+            path = str(checkpoint.save(ckpt, self.store.checkpoint_path(run_id)))
+            self.store.add_epoch(run_id, result.history[-1].to_dict(), checkpoint=path)
+
         def on_event(ev) -> None:
-            if isinstance(ev, train.EpochEnd):
-                self.store.add_epoch(run_id, ev.to_dict())  # before the live copy: what pages show is stored
             with self._lock:
                 if isinstance(ev, train.Started):
                     run.device, run.precision, run.batches = ev.device, ev.precision, ev.batches_per_epoch
@@ -218,13 +226,9 @@ class JobManager:
         try:
             if self._data is None:
                 self._data = self._load_data()
-            result = train.train(spec, cfg, self._data, on_event=on_event, cancel=cancel)
-            path = None
-            if result.history:
-                ckpt = checkpoint.from_result(result, meta={"run_id": run_id, "owner": run.owner, "who": run.who})
-                path = str(checkpoint.save(ckpt, self.store.checkpoint_path(run_id)))
+            result = train.train(spec, cfg, self._data, on_event=on_event, cancel=cancel, on_epoch=on_epoch)
             with self._lock:
-                self._end(run_id, result.status, checkpoint_path=path)
+                self._end(run_id, result.status)
         except Exception as e:  # a failed run records its error; the worker carries on with the next one
             with self._lock:
                 self._end(run_id, "failed", error=f"{type(e).__name__}: {e}")

@@ -198,12 +198,16 @@ class RunStore:
     def set_device(self, run_id: str, device: str, precision: str) -> None:
         self._update(run_id, device=device, precision=precision)
 
-    def add_epoch(self, run_id: str, metrics: dict[str, Any]) -> None:
+    def add_epoch(self, run_id: str, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+        """One completed epoch, and (in the same transaction) the checkpoint holding its weights."""
         with self._tx() as con:
             con.execute("INSERT OR REPLACE INTO epochs (run_id, epoch, test_accuracy, metrics) VALUES (?, ?, ?, ?)",
                         (run_id, metrics["epoch"], metrics["test_accuracy"], json.dumps(metrics)))
+            if checkpoint is not None:
+                self._update(run_id, con=con, checkpoint=checkpoint)
 
     def ended(self, run_id: str, status: str, error: str | None = None, checkpoint: str | None = None) -> None:
+        """The end state; ``checkpoint=None`` keeps whatever checkpoint the last completed epoch left."""
         if status in ACTIVE:
             raise StoreError(f"{status!r} is not an end state")
         with self._tx() as con:
@@ -212,8 +216,9 @@ class RunStore:
                 row = con.execute("SELECT test_accuracy FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
                                   (run_id,)).fetchone()
                 final = row["test_accuracy"] if row else None
-            self._update(run_id, con=con, status=status, error=error, checkpoint=checkpoint, ended_at=time.time(),
-                         final_test_accuracy=final)
+            kept = {"checkpoint": checkpoint} if checkpoint is not None else {}
+            self._update(run_id, con=con, status=status, error=error, ended_at=time.time(),
+                         final_test_accuracy=final, **kept)
 
     def delete(self, run_id: str) -> None:
         """Remove an ended run and its checkpoint."""

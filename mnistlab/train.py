@@ -268,7 +268,10 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
 
 
 def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST | None = None,
-          on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None) -> TrainResult:
+          on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
+          on_epoch: Callable[[TrainResult], None] | None = None) -> TrainResult:
+    """Train ``spec`` with ``config``; events go to ``on_event``; ``on_epoch`` gets the result so far (model and
+    history) after each epoch, before the epoch's event, e.g. to save a checkpoint; ``cancel`` stops within a batch."""
     cfg = config or TrainConfig()
     cfg.validate()
     emit = on_event or (lambda event: None)
@@ -328,6 +331,8 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
         end = EpochEnd(epoch, cfg.epochs, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss,
                        test_acc, seconds, time.perf_counter() - t1, opt.param_groups[0]["lr"], val_acc)
         result.history.append(end)
+        if on_epoch is not None:
+            on_epoch(result)
         emit(end)
     return result
 

@@ -92,10 +92,11 @@ files[1].download_button("Standalone PyTorch file", export.standalone_script(spe
 path = Path(run.checkpoint_path) if run.checkpoint_path else None
 if path is None or not path.exists():
     files[2].caption("No weights: this run stopped before its first epoch ended." if not run.active
-                     else "Weights appear when the run ends.")
+                     else "Weights appear when its first epoch ends.")
     st.stop()
 files[2].download_button("Checkpoint (.pt)", path.read_bytes(), file_name=f"{run.id}.pt",
-                         mime="application/octet-stream", key="dl_checkpoint")
+                         mime="application/octet-stream", key="dl_checkpoint",
+                         help=None if run.status == "finished" else f"The weights after epoch {run.epoch}.")
 
 # ------------------------------------------------------------------------------------------------ its mistakes
 st.markdown("**Where it goes wrong: the confusion matrix on the 10,000 test images**")

@@ -47,7 +47,8 @@ def test_probabilities(path: str, mtime: float) -> np.ndarray:
 def run_label(run: Run) -> str:
     """How a run is named in a list: network, who, result, id (the name is the student's own text)."""
     who = f" by {run.who}" if run.who else ""
-    result = f"{run.final_test_accuracy:.2f} %" if run.final_test_accuracy is not None else run.status
+    result = (f"{run.final_test_accuracy:.2f} %" if run.final_test_accuracy is not None
+              else f"{run.status} after epoch {run.epoch}/{run.epochs}" if run.epoch else run.status)
     return f"{run.name}{who} · {result} · {run.id}"
 
 
