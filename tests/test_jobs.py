@@ -28,7 +28,8 @@ def test_a_job_runs_in_the_background_and_saves_a_checkpoint(manager):
     assert checks[0][0].startswith("final test accuracy")
     assert ("trained on all 60,000 training images", False) in checks
     ck = checkpoint.load(snap.checkpoint_path)
-    assert ck.spec == arch.preset("tiny") and ck.meta["owner"] == "ann"
+    assert ck.spec == arch.preset("tiny") and ck.meta["owner"] == "ann" and ck.meta["status"] == "finished"
+    assert ck.history == snap.history
 
 
 def test_jobs_queue_on_one_worker_in_order(manager):
@@ -87,6 +88,23 @@ def test_a_failing_job_records_its_error_and_the_worker_goes_on(mnist, tmp_path)
         assert m.wait(good, timeout=120).status == "finished"
     finally:
         m.close()
+
+
+def test_a_run_failing_in_its_second_epoch_keeps_the_first_epochs_weights(manager, monkeypatch):
+    real_evaluate, calls = train.evaluate, []
+
+    def evaluate_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory, pretend")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", evaluate_then_fail)
+    run_id = manager.submit(arch.preset("tiny"), train.TrainConfig(epochs=3, train_subset=500, batch_size=100))
+    run = manager.wait(run_id, timeout=120)
+    assert run.status == "failed" and "out of memory, pretend" in run.error and run.epoch == 1
+    ck = checkpoint.load(run.checkpoint_path)
+    assert ck.history == run.history and ck.meta["status"] == "partial"
 
 
 def test_unknown_job_and_full_queue_are_clear_errors(mnist, tmp_path):
