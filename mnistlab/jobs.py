@@ -211,6 +211,8 @@ class JobManager:
                 "status": "finished" if done == cfg.epochs else "partial"})
             path = str(checkpoint.save(ckpt, self.store.checkpoint_path(run_id)))
             self.store.add_epoch(run_id, result.history[-1].to_dict(), checkpoint=path)
+            with self._lock:
+                run.checkpoint_path = path
 
         def on_event(ev) -> None:
             with self._lock:

@@ -140,6 +140,8 @@ def test_a_cancelled_run_keeps_its_history(manager):
     deadline = time.monotonic() + 120
     while manager.snapshot(run_id).epoch < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
+    live = manager.snapshot(run_id)
+    assert live.active and live.checkpoint_path  # pages (Draw, Runs) can use its weights while it still trains
     manager.cancel(run_id, requester="s1")
     run = manager.wait(run_id, timeout=30)
     assert run.status == "cancelled" and run.epoch >= 1
