@@ -1,11 +1,14 @@
-"""How the lean and tiny layouts were chosen: candidates compared on a validation split, never on the test set.
+"""How the lean and tiny layouts and recipes were chosen: candidates compared on a validation split, never on
+the test set.
 
-    python benchmarks/preset_search.py --budget tiny        # candidates under 4,000 parameters
-    python benchmarks/preset_search.py --budget lean        # candidates under 8,000 parameters
+    python benchmarks/preset_search.py --budget tiny        # layouts under 4,000 parameters, the preset's recipe
+    python benchmarks/preset_search.py --budget lean        # layouts under 8,000 parameters
+    python benchmarks/preset_search.py --budget lean --search recipe --seeds 1 2 3   # recipes for the preset's layout
 
-Each candidate trains with the preset's recipe (train.RECIPES) on 50k training images, with 10k held out of the
-training set (a split chosen by the seed) as validation; seeds 1 and 2. Prints one JSON line per run: validation
-accuracy of the last three epochs, and the final test accuracy for the record only (choices are made on validation).
+Each candidate trains on 50k training images, with 10k held out of the training set (a split chosen by the seed)
+as validation. A layout search uses the preset's recipe (train.RECIPES); a recipe search uses the preset's layout
+and changes the recipe within the preset's epoch budget. Prints one JSON line per run: validation accuracy of the
+last three epochs, and the final test accuracy for the record only (choices are made on validation).
 """
 
 import argparse
@@ -17,7 +20,9 @@ from mnistlab import arch, data, train
 
 
 def _blocks(*blocks: tuple) -> list[dict]:
-    return [{"widths": list(w), "padding": 0, "pool": pool, "transition": t} for w, pool, t in blocks]
+    """(widths, pool, transition[, padding]) per block; padding 0 unless given."""
+    return [{"widths": list(w), "padding": pad[0] if pad else 0, "pool": pool, "transition": t}
+            for w, pool, t, *pad in blocks]
 
 
 CANDIDATES = {
@@ -26,19 +31,58 @@ CANDIDATES = {
         "one pool, [8,8] [10,12,12]": _blocks(([8, 8], True, None), ([10, 12, 12], False, None)),
         "one pool + 1x1 to 6, [8,8] [10,12,12]": _blocks(([8, 8], True, 6), ([10, 12, 12], False, None)),
         "two pools, [6,8] [10,12] [13]": _blocks(([6, 8], True, None), ([10, 12], True, None), ([13], False, None)),
+        "two pools, [6,8] [10,12] [13], first block padded": _blocks(
+            ([6, 8], True, None, 1), ([10, 12], True, None), ([13], False, None)),
     },
     "lean": {  # <= 8,000 parameters
         "one pool + 1x1 to 8, [8,16] [16,16,16]": _blocks(([8, 16], True, 8), ([16, 16, 16], False, None)),
         "two pools, [8,12] [14,16] [20]": _blocks(([8, 12], True, None), ([14, 16], True, None), ([20], False, None)),
         "two pools, [8,12] [16,16] [18]": _blocks(([8, 12], True, None), ([16, 16], True, None), ([18], False, None)),
+        "two pools, [8,12] [14,16] [20], first block padded": _blocks(
+            ([8, 12], True, None, 1), ([14, 16], True, None), ([20], False, None)),
     },
 }
+
+
+# Changes to the preset's recipe; the epochs stay within the budget (lean 8, tiny 15).
+RECIPE_CANDIDATES = {
+    "tiny": {
+        "shipped: batch 128, lr 0.1": {},
+        "batch 64, lr 0.05": {"batch_size": 64, "lr": 0.05},
+        "batch 64, lr 0.1": {"batch_size": 64, "lr": 0.1},
+        "weight decay 1e-4": {"weight_decay": 1e-4},
+        "augment 0.75": {"augment": 0.75},
+        "label smoothing 0.1": {"label_smoothing": 0.1},
+        "fp32 (no bf16 autocast)": {"precision": "fp32"},
+    },
+    "lean": {
+        "shipped: batch 128, lr 0.1": {},
+        "batch 64, lr 0.05": {"batch_size": 64, "lr": 0.05},
+        "batch 64, lr 0.1": {"batch_size": 64, "lr": 0.1},
+        "weight decay 1e-4": {"weight_decay": 1e-4},
+        "augment 0.25": {"augment": 0.25},
+        "augment 0.75": {"augment": 0.75},
+        "label smoothing 0.1": {"label_smoothing": 0.1},
+        "fp32 (no bf16 autocast)": {"precision": "fp32"},
+    },
+}
+
+
+def candidates(budget: str, search: str) -> dict[str, tuple[list[dict], dict]]:
+    """label -> (blocks, recipe) for one search."""
+    recipe = train.RECIPES[budget]
+    if search == "layout":
+        return {label: (blocks, recipe) for label, blocks in CANDIDATES[budget].items()}
+    blocks = arch.preset(budget).to_dict()["blocks"]
+    return {label: (blocks, {**recipe, **change}) for label, change in RECIPE_CANDIDATES[budget].items()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--budget", choices=sorted(CANDIDATES), required=True)
+    p.add_argument("--search", choices=["layout", "recipe"], default="layout")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--candidates", nargs="+", metavar="LABEL", help="run only these candidates (default: all)")
     p.add_argument("--validation", type=int, default=10_000)
     args = p.parse_args()
     base = arch.preset(args.budget).to_dict()
@@ -46,17 +90,24 @@ def main() -> None:
     means = {}
     for seed in args.seeds:
         mnist = data.load(validation=args.validation, seed=seed, fetch=False)
-        for label, blocks in CANDIDATES[args.budget].items():
+        for label, (blocks, recipe) in candidates(args.budget, args.search).items():
+            if args.candidates and label not in args.candidates:
+                continue
             spec = arch.ArchSpec.from_dict({**base, "blocks": blocks, "name": args.budget})
-            cfg = train.TrainConfig(**{**train.RECIPES[args.budget], "seed": seed, "validation": args.validation})
+            cfg = train.TrainConfig(**{**recipe, "seed": seed, "validation": args.validation})
             r = train.train(spec, cfg, mnist)
             val = [round(e.validation_accuracy, 2) for e in r.history]
             means.setdefault(label, []).append(val[-1])
-            emit({"budget": args.budget, "candidate": label, "params": arch.count_params(spec), "seed": seed,
-                  "epochs": cfg.epochs, "validation_last3": val[-3:],
+            emit({"budget": args.budget, "search": args.search, "candidate": label,
+                  "params": arch.count_params(spec), "seed": seed, "epochs": cfg.epochs,
+                  "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+                  "augment": cfg.augment, "label_smoothing": cfg.label_smoothing, "precision": r.precision,
+                  "validation_last3": val[-3:],
                   "test_final_for_the_record": round(r.history[-1].test_accuracy, 2),
                   "train_seconds": round(r.train_seconds, 1)})
-    emit({"budget": args.budget, "mean_final_validation": {k: round(statistics.mean(v), 3) for k, v in means.items()}})
+    emit({"budget": args.budget, "search": args.search,
+          "mean_final_validation": {k: round(statistics.mean(v), 3) for k, v in means.items()},
+          "worst_final_validation": {k: min(v) for k, v in means.items()}})
 
 
 if __name__ == "__main__":
