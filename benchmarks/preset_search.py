@@ -40,6 +40,9 @@ CANDIDATES = {
         "two pools, [8,12] [16,16] [18]": _blocks(([8, 12], True, None), ([16, 16], True, None), ([18], False, None)),
         "two pools, [8,12] [14,16] [20], first block padded": _blocks(
             ([8, 12], True, None, 1), ([14, 16], True, None), ([20], False, None)),
+        "two pools, [8,12] [14,16] [21]": _blocks(([8, 12], True, None), ([14, 16], True, None), ([21], False, None)),
+        "two pools, [10,16] 1x1 to 8 [14,16] [20]": _blocks(
+            ([10, 16], True, 8), ([14, 16], True, None), ([20], False, None)),
     },
 }
 
