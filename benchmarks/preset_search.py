@@ -65,6 +65,8 @@ RECIPE_CANDIDATES = {
         "weight decay 1e-4": {"weight_decay": 1e-4},
         "augment 0.25": {"augment": 0.25},
         "augment 0.75": {"augment": 0.75},
+        "lr 0.15": {"lr": 0.15},
+        "lr 0.2": {"lr": 0.2},
         "label smoothing 0.1": {"label_smoothing": 0.1},
         "fp32 (no bf16 autocast)": {"precision": "fp32"},
     },

@@ -395,13 +395,13 @@ def _spec(name: str, blocks: list[tuple], **kw: Any) -> ArchSpec:
 
 
 PRESETS: dict[str, ArchSpec] = {
-    # The seed network, exactly (19,122 parameters; see shared/seed): conv -> ReLU -> BN -> Dropout2d(0.1),
+    # The seed network, exactly (19,122 parameters; its table: tests/data/seed_reference.txt): conv -> ReLU -> BN -> Dropout2d(0.1),
     # 1x1 transitions without ReLU/BN, the last 3x3 conv without BN, a 3x3 head then AvgPool2d(3).
     "seed": _spec("seed", [([16, 32], 1, True, 8), ([16, 32], 1, True, 16), ([32], 0, False, None)],
                   head="conv3", dropout=0.1, batchnorm=True, order="relu_bn", bias=True, last_conv_bn=False),
     # Ours. best: the seed's layout with BatchNorm before ReLU, no conv bias (BN makes it redundant), no dropout
-    # (augmentation regularises instead), half the width in the costly 28x28 conv (16 not 32: 3.2 M instead of
-    # 5.1 M MACs, 8 instead of 13 s per CPU epoch) and a wider last conv (40). lean/tiny: no padding (the map
+    # (augmentation regularises instead), half the width in the costly 28x28 conv (16 not 32: 3.3 M instead of
+    # 5.1 M MACs, 9.1 instead of 13.3 s per bf16 CPU epoch in benchmarks/step_time.py) and a wider last conv (40). lean/tiny: no padding (the map
     # shrinks by itself), no 3x3 head: the classifier is GAP + a 1x1 conv. Both pool twice, so the last 3x3 conv
     # sees 24 px at a 2x2 map. On a 10k validation split (2 seeds) that beat one pool and a 14-18 px view:
     # tiny 99.34 against 99.10 %, lean 99.48 against 99.42 % (benchmarks/preset_search.py). Padding the first
@@ -416,9 +416,10 @@ PRESETS: dict[str, ArchSpec] = {
 
 PRESET_NOTES: dict[str, str] = {
     "seed": "The reference network, reproduced exactly: 19,122 parameters, 99.52 % after 20 epochs in its log.",
-    "best": "Our best network under 20k parameters: half the seed's compute, 99.4 % in 4 epochs.",
-    "lean": "Under 8,000 parameters.",
-    "tiny": "Under 4,000 parameters.",
+    "best": "Our best network under 20k parameters: two-thirds of the seed's multiply-adds, "
+            "99.46-99.49 % in 4 epochs (seeds 1-3).",
+    "lean": "Under 8,000 parameters: 99.35-99.54 % in 8 epochs (seeds 1-3).",
+    "tiny": "Under 4,000 parameters: 99.38-99.55 % in 15 epochs (seeds 1-3).",
 }
 
 

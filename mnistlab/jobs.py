@@ -46,8 +46,6 @@ class JobError(ValueError):
     """A job could not be submitted or found; the message says why."""
 
 
-
-
 class JobManager:
     def __init__(self, runs_dir: Path | str, load_data: Callable[[], mdata.MNIST] | None = None,
                  max_queue: int = MAX_QUEUE, max_epochs: int = MAX_EPOCHS):

@@ -17,7 +17,7 @@ import sqlite3
 import time
 import uuid
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,7 +33,6 @@ STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted
 ACTIVE = ("queued", "running")
 TARGET_ACCURACY = 99.4
 SCHEMA_VERSION = 1
-EPOCH_FIELDS = [f.name for f in fields(train.EpochEnd)]
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -140,7 +139,8 @@ class Run:
 
     @property
     def challenge_eligible(self) -> bool:
-        """Every rule but the accuracy met (full data, < 20 epochs, < 20k parameters, no FC): the leaderboard filter."""
+        """Every rule but the accuracy met (full data, < 20 epochs, < 20k parameters, no FC, receptive field >= 28):
+        the leaderboard filter."""
         if self.eligible is not None:
             return self.eligible
         return all(ok for text, ok in self.rule_checks() if not text.startswith("final test accuracy"))
@@ -332,7 +332,3 @@ def _hold_lock(path: Path):
     if fcntl is not None:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return f
-
-
-def run_to_dict(run: Run) -> dict[str, Any]:
-    return asdict(run)

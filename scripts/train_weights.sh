@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Re-make the shipped weights: one checkpoint per preset, trained with the CLI and the preset's own recipe.
-# The exact command and everything it printed are kept beside each checkpoint (mnistlab/weights/<name>.txt).
+# The exact command and everything it printed are kept beside each checkpoint (mnistlab/weights/<name>.txt), with
+# the per-epoch history the CLI writes (<name>.json).
 #   bash scripts/train_weights.sh              # all presets
 #   bash scripts/train_weights.sh best lean    # some
 set -euo pipefail
@@ -14,5 +15,4 @@ for name in "${presets[@]}"; do
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(python3 -c 'import torch; print("torch", torch.__version__)'), $(nproc) cores"
     "${cmd[@]}"
   } 2>&1 | tee "mnistlab/weights/$name.txt"
-  rm -f "mnistlab/weights/$name.json"
 done

@@ -136,9 +136,9 @@ def test_a_finished_quick_run_can_be_chosen_on_the_draw_page():
     assert not at.exception
     draw = page("views/3_Draw.py").run()
     assert not draw.exception
-    options = draw.selectbox(key="model_choice").options
-    run_option = next(o for o in options if o.startswith("run ·"))
-    draw.selectbox(key="model_choice").set_value(run_option).run()
+    options = draw.selectbox(key="model_choice").options  # the labels shown
+    draw.selectbox(key="model_choice").select_index(next(i for i, o in enumerate(options) if o.startswith("run ·")))
+    draw.run()
     assert not draw.exception and not draw.error
     assert metric(draw, "Prediction").value == "—"  # nothing drawn yet
     assert any(i.value.startswith("Draw a digit") for i in draw.info)
@@ -178,6 +178,35 @@ def add_finished_run(run_id: str, who: str, acc: float, *, status: str = "finish
         store.ended(run_id, status, error=error, checkpoint=path)
 
 
+def test_draw_keeps_the_chosen_run_while_it_trains_on():
+    """A training run's label changes each epoch; the Draw page must not fall back to a preset when it does."""
+    import shutil
+
+    from mnistlab import checkpoint, train
+    from mnistlab.store import Run
+    from mnistlab.ui import state
+
+    store = state.job_manager().store
+    spec = arch.preset("tiny")
+    store.add(Run(id="ddd", owner="someone-else", who="Dee", name=spec.name, spec=spec.to_dict(),
+                  config=train.TrainConfig(epochs=3).to_dict(), params=arch.count_params(spec), epochs=3,
+                  submitted_at=time.time()))
+    store.started("ddd")
+    path = str(store.checkpoint_path("ddd"))
+    shutil.copy(checkpoint.shipped()["tiny"], path)
+    store.add_epoch("ddd", train.EpochEnd(1, 3, 0.1, 98.0, 0.05, 98.5, 1.0, 0.1, 0.01).to_dict(), checkpoint=path)
+
+    at = page("views/3_Draw.py").run()
+    at.selectbox(key="model_choice").set_value("run:ddd").run()
+    before = at.selectbox(key="model_choice").options
+    assert any("after epoch 1/3" in o for o in before)
+    store.add_epoch("ddd", train.EpochEnd(2, 3, 0.1, 98.0, 0.05, 99.0, 1.0, 0.1, 0.01).to_dict(), checkpoint=path)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="model_choice").options != before  # the label moved on ...
+    assert at.selectbox(key="model_choice").value == "run:ddd"  # ... and the choice stayed
+
+
 def test_runs_page_without_runs_says_where_they_come_from():
     at = page("views/4_Runs.py").run()
     assert not at.exception
@@ -197,11 +226,10 @@ def test_runs_page_leaderboard_filter_failed_run_and_mistakes():
     at.toggle(key="eligible_only").set_value(False).run()
     assert len(at.multiselect(key="compare").value) == 2
 
-    choice = at.selectbox(key="run_choice")
-    at.selectbox(key="run_choice").set_value(next(o for o in choice.options if o.endswith("ccc"))).run()
+    at.selectbox(key="run_choice").set_value("ccc").run()
     assert any("disk on fire" in e.value for e in at.error)
 
-    at.selectbox(key="run_choice").set_value(next(o for o in choice.options if o.endswith("aaa"))).run()
+    at.selectbox(key="run_choice").set_value("aaa").run()
     assert not at.exception and not at.error
     true, pred = at.selectbox(key="cell_true").value, at.selectbox(key="cell_pred").value
     assert true != pred  # the page opens on the most frequent mistake

@@ -39,6 +39,19 @@ def test_bad_spec_is_a_message_not_a_traceback():
     assert "at least one block" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_spec_as_json_text_or_as_a_file(tmp_path):
+    spec = arch.preset("best")
+    text = json.dumps(spec.to_dict(), indent=2)  # longer than a file name may be, as the Architecture page shows it
+    assert len(text) > 300
+    assert json.loads(run("summary", "--spec", text, "--json").stdout)["total_params"] == 18_448
+    path = tmp_path / "net.json"
+    path.write_text(text)
+    assert json.loads(run("summary", "--spec", str(path), "--json").stdout)["total_params"] == 18_448
+    missing = run("summary", "--spec", str(tmp_path / "nope.json"), check=False)
+    assert missing.returncode == 2 and "cannot read the spec file" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_data_command_reports_where_the_data_is(data_root):
     out = run("data", root=data_root).stdout
     assert str(data_root) in out

@@ -14,6 +14,9 @@ Build a network that recognises handwritten digits (MNIST) and
 3. trained in **fewer than 20 epochs**,
 4. with **no fully connected layer**.
 
+The app checks one more thing with the last three: the **receptive field** at the head must be at least 28 px, so
+that the network can see a whole digit at once.
+
 ### Why no fully connected layer?
 A fully connected layer joins every value of the last feature map to every class: on a 7×7×32 map that alone is
 15,690 parameters, most of the budget, and it memorises *where* things are. Instead, a **1×1 convolution** mixes

@@ -16,7 +16,7 @@ with left:
 summary = arch.summary(spec)
 with right:
     st.metric("Parameters", f"{summary.total_params:,}",
-              delta=f"{arch.CHALLENGE_PARAMS - summary.total_params:,} left in the budget"
+              delta=f"{arch.CHALLENGE_PARAMS - 1 - summary.total_params:,} left in the budget"
               if summary.total_params < arch.CHALLENGE_PARAMS else
               f"{summary.total_params - arch.CHALLENGE_PARAMS + 1:,} over the budget",
               delta_color="normal" if summary.total_params < arch.CHALLENGE_PARAMS else "inverse")

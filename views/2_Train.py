@@ -12,9 +12,9 @@ spec = state.current_spec()
 summary = arch.summary(spec)
 me = state.session_id()
 st.caption(f"Jobs from every session run one at a time on: {manager.device}")
-st.markdown(f"Network: **{spec.name}**, {summary.total_params:,} parameters "
-            f"({'within' if summary.total_params < arch.CHALLENGE_PARAMS else 'over'} the 20k budget). "
-            "Change it on the Architecture page.")
+st.text(f"Network: {spec.name}, {summary.total_params:,} parameters "  # the name may come from a shared link
+        f"({'within' if summary.total_params < arch.CHALLENGE_PARAMS else 'over'} the 20k budget). "
+        "Change it on the Architecture page.")
 
 recipe = train.recipe(spec.name)
 with st.form("settings"):

@@ -10,16 +10,18 @@ from mnistlab.ui import figures, state
 
 st.title("Draw a digit")
 
-models: dict[str, str] = {f"preset · {name}": str(path) for name, path in checkpoint.shipped().items()}
+# Options are stable keys: a run's label changes as it trains, and a changed option would reset the choice.
+models: dict[str, tuple[str, str]] = {f"preset:{name}": (f"preset · {name}", str(path))
+                                      for name, path in checkpoint.shipped().items()}
 for run in state.job_manager().runs():
     if run.checkpoint_path and Path(run.checkpoint_path).exists():
-        models[f"run · {state.run_label(run)}"] = run.checkpoint_path
+        models[f"run:{run.id}"] = (f"run · {state.run_label(run)}", run.checkpoint_path)
 if not models:
     st.error("No trained model is available: the shipped weights are missing and no run has finished yet.")
     st.stop()
-choice = st.selectbox("Model", list(models), key="model_choice")
+choice = st.selectbox("Model", list(models), format_func=lambda key: models[key][0], key="model_choice")
 try:
-    path = models[choice]
+    path = models[choice][1]
     model = state.load_model(path, Path(path).stat().st_mtime)
 except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"That model could not be loaded: {e}")

@@ -22,7 +22,8 @@ if not runs:
 # ------------------------------------------------------------------------------------------------ leaderboard
 st.subheader("Leaderboard")
 eligible_only = st.toggle("Challenge-eligible finished runs only (all 60,000 training images, fewer than 20 "
-                          "epochs, fewer than 20,000 parameters, no fully connected layer)", key="eligible_only")
+                          "epochs, fewer than 20,000 parameters, no fully connected layer, a receptive field of "
+                          "at least 28 px)", key="eligible_only")
 ranked = sorted(runs, key=lambda r: (r.final_test_accuracy is None, -(r.final_test_accuracy or 0.0), -r.submitted_at))
 board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
 st.dataframe(
@@ -38,20 +39,23 @@ st.caption("Click a column's name to sort by it. The accuracy is the last epoch'
 
 # ------------------------------------------------------------------------------------------------ compare
 st.subheader("Compare")
-with_curves = {state.run_label(r): r for r in ranked if r.history}
-finished = [label for label, r in with_curves.items() if r.status == "finished"]
-chosen = st.multiselect("Runs to overlay", list(with_curves), default=finished[:2], key="compare")
+# Run ids as options (labels change while a run trains, and a changed option would drop the choice).
+with_curves = {r.id: r for r in ranked if r.history}
+finished = [i for i, r in with_curves.items() if r.status == "finished"]
+chosen = st.multiselect("Runs to overlay", list(with_curves), default=finished[:2],
+                        format_func=lambda i: state.run_label(with_curves[i]), key="compare")
 if chosen:
-    st.plotly_chart(figures.compare_curves([(label, with_curves[label].history) for label in chosen]),
-                    width="stretch", key="compare_chart")
+    st.plotly_chart(figures.compare_curves([(state.run_label(with_curves[i]), with_curves[i].history)
+                                            for i in chosen]), width="stretch", key="compare_chart")
 
 # ------------------------------------------------------------------------------------------------ one run
 st.subheader("One run")
-by_label = {state.run_label(r): r for r in runs}
-mine = [label for label, r in by_label.items() if r.owner == me]
-labels = list(by_label)
-default = labels.index(mine[0]) if mine else 0
-run = by_label[st.selectbox("Run", labels, index=default, key="run_choice")]
+by_id = {r.id: r for r in runs}
+ids = list(by_id)
+mine = [i for i, r in by_id.items() if r.owner == me]
+default = ids.index(mine[0]) if mine else 0
+run = by_id[st.selectbox("Run", ids, index=default, format_func=lambda i: state.run_label(by_id[i]),
+                         key="run_choice")]
 
 st.text(f"{run.name} by {run.who or 'anonymous'}: {run.status}, {run.epoch}/{run.epochs} epochs, "
         f"{run.params:,} parameters{', on ' + run.device if run.device else ''}")
