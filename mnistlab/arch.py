@@ -395,15 +395,17 @@ def _spec(name: str, blocks: list[tuple], **kw: Any) -> ArchSpec:
 
 
 PRESETS: dict[str, ArchSpec] = {
-    # The seed network, exactly (19,122 parameters; its table: tests/data/seed_reference.txt): conv -> ReLU -> BN -> Dropout2d(0.1),
-    # 1x1 transitions without ReLU/BN, the last 3x3 conv without BN, a 3x3 head then AvgPool2d(3).
+    # The seed network, exactly (19,122 parameters; its table: tests/data/seed_reference.txt):
+    # conv -> ReLU -> BN -> Dropout2d(0.1), 1x1 transitions without ReLU/BN, the last 3x3 conv without BN, a 3x3
+    # head then AvgPool2d(3).
     "seed": _spec("seed", [([16, 32], 1, True, 8), ([16, 32], 1, True, 16), ([32], 0, False, None)],
                   head="conv3", dropout=0.1, batchnorm=True, order="relu_bn", bias=True, last_conv_bn=False),
     # Ours. best: the seed's layout with BatchNorm before ReLU, no conv bias (BN makes it redundant), no dropout
     # (augmentation regularises instead), half the width in the costly 28x28 conv (16 not 32: 3.3 M instead of
-    # 5.1 M MACs, 9.1 instead of 13.3 s per bf16 CPU epoch in benchmarks/step_time.py) and a wider last conv (40). lean/tiny: no padding (the map
-    # shrinks by itself), no 3x3 head: the classifier is GAP + a 1x1 conv. Both pool twice, so the last 3x3 conv
-    # sees 24 px at a 2x2 map. On a 10k validation split (2 seeds) that beat one pool and a 14-18 px view:
+    # 5.1 M MACs, 9.1 instead of 13.3 s per bf16 CPU epoch in benchmarks/step_time.py) and a wider last conv (40).
+    # lean/tiny: no padding (the map shrinks by itself), no 3x3 head: the classifier is GAP + a 1x1 conv. Both
+    # pool twice, so the last 3x3 conv sees 24 px at a 2x2 map. On a 10k validation split (2 seeds) that beat one
+    # pool and a 14-18 px view:
     # tiny 99.34 against 99.10 %, lean 99.48 against 99.42 % (benchmarks/preset_search.py). Padding the first
     # block, a wider last conv, and (lean) recipe changes did no better there over 3 seeds.
     "best": _spec("best", [([16, 16], 1, True, 8), ([16, 32], 1, True, 16), ([40], 0, False, None)],
