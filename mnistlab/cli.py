@@ -66,9 +66,9 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     spec = _spec_from_args(args)
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-                                               "label_smoothing", "augment", "seed", "device", "precision",
-                                               "train_subset", "validation") if getattr(args, k) is not None}
+    names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "augment",
+             "clean_epochs", "seed", "device", "precision", "train_subset", "validation")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     base = train.recipe(spec.name) if args.spec is None else train.TrainConfig()
     cfg = train.TrainConfig.from_dict({**base.to_dict(), **overrides})
     d = data.load(args.root, validation=cfg.validation, seed=cfg.seed, log=print)
@@ -160,6 +160,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--schedule", choices=train.SCHEDULES)
     sp.add_argument("--label-smoothing", type=float)
     sp.add_argument("--augment", type=float, help="augmentation strength, 0 = off")
+    sp.add_argument("--clean-epochs", type=int, help="train the last N epochs without augmentation")
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda, mps")
     sp.add_argument("--precision", choices=train.PRECISIONS)

@@ -49,6 +49,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     label_smoothing: float = 0.0
     augment: float = 0.5  # strength of the random affine (0 = off, 1 = rotation 8 deg, scale 8 %, shift 2 px)
+    clean_epochs: int = 0  # train the last N epochs on unaugmented images
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto: bf16 on CUDA / CPUs with native bf16, else fp32
@@ -91,6 +92,7 @@ class TrainConfig:
         whole("eval_batch_size", 1, 10000)
         whole("seed", 0, 2**31 - 1)
         whole("validation", 0, 30000)
+        whole("clean_epochs", 0, self.epochs)
         if self.train_subset is not None:
             whole("train_subset", 1, 60000)
         number("lr", 1e-6, 10.0)
@@ -297,6 +299,7 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
     report_every = max(1, len(loader) // 50)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
+        loader.augment = None if epoch > cfg.epochs - cfg.clean_epochs else aug
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)

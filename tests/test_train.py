@@ -50,6 +50,16 @@ def test_same_seed_same_result_on_the_cpu(mnist):
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
+def test_clean_epochs_train_the_last_epochs_without_augmentation(mnist):
+    base = {"epochs": 1, "train_subset": 600, "batch_size": 100, "seed": 3, "device": "cpu"}
+    clean = train.train(arch.preset("tiny"), TrainConfig(**base, augment=0.5, clean_epochs=1), mnist)
+    plain = train.train(arch.preset("tiny"), TrainConfig(**base, augment=0.0), mnist)
+    augmented = train.train(arch.preset("tiny"), TrainConfig(**base, augment=0.5), mnist)
+    sc, sp, sa = (r.model.state_dict() for r in (clean, plain, augmented))
+    assert all(torch.equal(sc[k], sp[k]) for k in sc)  # the only epoch saw the images as they are
+    assert not all(torch.equal(sc[k], sa[k]) for k in sc)
+
+
 def test_validation_split_is_evaluated_when_asked(data_root):
     from mnistlab import data
 
@@ -64,6 +74,7 @@ def test_validation_split_is_evaluated_when_asked(data_root):
     ({"optimizer": "magic"}, "optimizer must be one of"),
     ({"precision": "int4"}, "precision must be one of"),
     ({"train_subset": 0}, "train_subset must be"),
+    ({"epochs": 3, "clean_epochs": 4}, "clean_epochs must be a whole number from 0 to 3"),
 ])
 def test_bad_configs_are_refused_with_a_message(changes, message):
     with pytest.raises(ConfigError, match=message):
