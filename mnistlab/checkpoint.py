@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,15 +83,30 @@ def from_bytes(blob: bytes, source: str = "the file") -> Checkpoint:
     if not zipfile.is_zipfile(io.BytesIO(blob)):
         raise CheckpointError(f"{source} is not an mnistlab checkpoint (not a PyTorch zip archive; "
                               "it may be truncated, or a raw pickle)")
+    damaged = _damaged_member(blob)
+    if damaged:
+        raise CheckpointError(f"{source} is corrupt: its part {damaged!r} fails its checksum (a damaged copy; "
+                              "copy or train it again)")
     try:
         obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{source} was refused: it carries objects other than tensors and plain data "
-                              f"(a possible pickle payload): {str(e).splitlines()[0][:200]}") from None
+        found = re.search(r"unsupported GLOBAL (\S+)|Unsupported global: GLOBAL (\S+)", str(e))
+        what = f" ({next(g for g in found.groups() if g)})" if found else ""
+        raise CheckpointError(f"{source} was refused and not loaded: it carries objects other than tensors and "
+                              f"plain data{what}, a possible pickle payload") from None
     except Exception as e:  # truncated/corrupt archives raise RuntimeError, EOFError, zipfile errors, ...
         raise CheckpointError(f"{source} could not be read (corrupt or truncated): {type(e).__name__}: "
                               f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
     return _from_payload(obj, source)
+
+
+def _damaged_member(blob: bytes) -> str | None:
+    """The first archive member whose CRC-32 does not match (bit rot, a bad copy), or None. An archive too broken
+    to check is left to ``torch.load``, which reports it as corrupt."""
+    try:
+        return zipfile.ZipFile(io.BytesIO(blob)).testzip()
+    except Exception:  # zipfile raises many types on broken archives
+        return None
 
 
 def _from_payload(obj: Any, source: str) -> Checkpoint:

@@ -26,6 +26,25 @@ def _spec_from_args(args) -> arch.ArchSpec:
     return arch.preset(args.preset)
 
 
+class UsageError(ValueError):
+    """A command-line value that cannot work, found before any time is spent on it."""
+
+
+def _checkpoint_path(out: str | None, spec: arch.ArchSpec, cfg: train.TrainConfig) -> Path:
+    """Where ``train`` will save, checked before training so that a bad --out never costs the run."""
+    path = Path(out) if out else Path("runs") / f"{spec.name}-seed{cfg.seed}.pt"
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name such as {path / (spec.name + '.pt')}")
+    probe = path.with_name(path.name + ".part")  # the name checkpoint.save writes first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
+    return path
+
+
 def _print_summary_table(s: arch.Summary) -> None:
     print(f"{s.spec.name}: {s.total_params:,} parameters, {s.total_macs / 1e6:.2f} M MACs per image")
     print(f"{'#':>3}  {'layer':<12} {'role':<20} {'output':>12} {'params':>8} {'RF':>4} {'jump':>4} {'MACs':>10}")
@@ -71,6 +90,7 @@ def cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     base = train.recipe(spec.name) if args.spec is None else train.TrainConfig()
     cfg = train.TrainConfig.from_dict({**base.to_dict(), **overrides})
+    out = _checkpoint_path(args.out, spec, cfg)
     d = data.load(args.root, validation=cfg.validation, seed=cfg.seed, log=print)
     bar = None
 
@@ -95,7 +115,6 @@ def cmd_train(args) -> int:
 
     result = train.train(spec, cfg, d, on_event=on_event)
     ckpt = checkpoint.from_result(result)
-    out = Path(args.out) if args.out else Path("runs") / f"{spec.name}-seed{cfg.seed}.pt"
     checkpoint.save(ckpt, out)
     out.with_suffix(".json").write_text(checkpoint.history_json(ckpt))
     print(f"final test accuracy: {result.final_test_accuracy:.2f}% after {len(result.history)} epochs, "
@@ -183,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (arch.SpecError, train.ConfigError, checkpoint.CheckpointError, data.DataError) as e:
+    except (arch.SpecError, train.ConfigError, checkpoint.CheckpointError, data.DataError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

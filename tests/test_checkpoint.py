@@ -1,5 +1,7 @@
 import io
 import pickle
+import struct
+import zipfile
 
 import pytest
 import torch
@@ -36,8 +38,9 @@ def test_a_pickle_payload_is_refused_and_never_runs(tmp_path):
 
     evil = tmp_path / "evil.pt"
     torch.save({"format": "mnistlab-checkpoint", "version": 1, "x": Payload()}, evil)
-    with pytest.raises(CheckpointError, match="refused"):
+    with pytest.raises(CheckpointError, match=r"refused and not loaded: .*\((io|builtins)\.open\), a possible pickle") as e:
         checkpoint.load(evil)
+    assert "weights_only" not in str(e.value)  # never torch's advice to turn the safety check off
     raw = tmp_path / "raw.pkl"
     raw.write_bytes(pickle.dumps(Payload()))
     with pytest.raises(CheckpointError, match="not an mnistlab checkpoint"):
@@ -56,6 +59,20 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
         checkpoint.from_bytes(foreign.getvalue())
     with pytest.raises(CheckpointError, match="cannot read"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_a_damaged_copy_is_refused_as_corrupt():
+    blob = checkpoint.to_bytes(small_checkpoint())
+    archive = zipfile.ZipFile(io.BytesIO(blob))
+    for name in ("data.pkl", "data/0"):  # the pickled structure, then a weight tensor
+        info = next(i for i in archive.infolist() if i.filename.endswith("/" + name))
+        name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26: info.header_offset + 30])
+        start = info.header_offset + 30 + name_len + extra_len  # the member's bytes, after its local header
+        damaged = bytearray(blob)
+        for i in range(start, start + min(16, info.file_size)):
+            damaged[i] ^= 0xFF
+        with pytest.raises(CheckpointError, match=f"corrupt: its part '.*{name}' fails its checksum"):
+            checkpoint.from_bytes(bytes(damaged))
 
 
 def test_weights_that_do_not_fit_the_spec_are_refused():

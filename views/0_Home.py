@@ -41,13 +41,16 @@ state.name_field()
 
 st.subheader("Best runs so far")
 finished = [j for j in state.job_manager().runs() if j.status == "finished"]
-finished.sort(key=lambda j: j.final_test_accuracy or 0, reverse=True)
+# Challenge-eligible runs rank above quick and shortened ones, whatever their accuracy.
+finished.sort(key=lambda j: (j.challenge_eligible, j.final_test_accuracy or 0), reverse=True)
 if finished:
     st.dataframe([{"final test accuracy (%)": round(j.final_test_accuracy, 2), "parameters": j.params,
                    "epochs": j.epochs, "who": j.who or "anonymous", "network": j.name,
                    "challenge-eligible": j.challenge_eligible} for j in finished[:10]],
                  hide_index=True, width="stretch")
 else:
-    st.caption("No run has finished on this server yet. The presets, for reference:")
-    st.dataframe([{"preset": n, "parameters": arch.count_params(s), "note": arch.PRESET_NOTES.get(n, "")}
-                  for n, s in arch.PRESETS.items()], hide_index=True, width="stretch")
+    st.caption("No run has finished on this server yet.")
+
+st.subheader("The presets")
+st.dataframe([{"preset": n, "parameters": arch.count_params(s), "note": arch.PRESET_NOTES.get(n, "")}
+              for n, s in arch.PRESETS.items()], hide_index=True, width="stretch")

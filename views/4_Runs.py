@@ -28,7 +28,8 @@ ranked = sorted(runs, key=lambda r: (r.final_test_accuracy is None, -(r.final_te
 board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
 st.dataframe(
     [{"final test accuracy (%)": r.final_test_accuracy, "who": r.who or "anonymous", "network": r.name,
-      "parameters": r.params, "epochs": r.epochs, "status": r.status, "challenge-eligible": r.challenge_eligible,
+      "parameters": r.params, "epochs": r.epochs, "status": r.status,
+      "challenge-eligible": r.challenge_eligible and r.status == "finished",
       "training time (s)": round(r.train_seconds, 1), "device": r.device,
       "submitted": datetime.fromtimestamp(r.submitted_at), "id": r.id} for r in board],
     column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
