@@ -55,9 +55,10 @@ def _print_summary_table(s: arch.Summary) -> None:
     _print_checks(s.checks)
 
 
-def _print_checks(checks: list[arch.Check]) -> None:
+def _print_checks(checks: list[arch.Check] | list[tuple[str, bool]]) -> None:
     for c in checks:
-        print(f"  [{'ok' if c.passed else 'FAIL'}] {c.detail}")
+        text, ok = (c.detail, c.passed) if isinstance(c, arch.Check) else c
+        print(f"  [{'ok' if ok else 'FAIL'}] {text}")
 
 
 def cmd_data(args) -> int:
@@ -119,7 +120,7 @@ def cmd_train(args) -> int:
     out.with_suffix(".json").write_text(checkpoint.history_json(ckpt))
     print(f"final test accuracy: {result.final_test_accuracy:.2f}% after {len(result.history)} epochs, "
           f"{result.train_seconds:.1f} s of training")
-    _print_checks(arch.summary(spec).checks)
+    _print_checks(train.challenge_rules(spec, cfg, result.final_test_accuracy))
     print(f"checkpoint: {out}\nhistory: {out.with_suffix('.json')}")
     return 0
 

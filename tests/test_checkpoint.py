@@ -38,7 +38,8 @@ def test_a_pickle_payload_is_refused_and_never_runs(tmp_path):
 
     evil = tmp_path / "evil.pt"
     torch.save({"format": "mnistlab-checkpoint", "version": 1, "x": Payload()}, evil)
-    with pytest.raises(CheckpointError, match=r"refused and not loaded: .*\((io|builtins)\.open\), a possible pickle") as e:
+    refused = r"refused and not loaded: .*\((io|builtins)\.open\), a possible pickle"
+    with pytest.raises(CheckpointError, match=refused) as e:
         checkpoint.load(evil)
     assert "weights_only" not in str(e.value)  # never torch's advice to turn the safety check off
     raw = tmp_path / "raw.pkl"

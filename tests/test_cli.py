@@ -63,6 +63,8 @@ def test_train_then_eval_a_quick_run(data_root, tmp_path):
     proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "2000", "--clean-epochs", "1", "--quiet",
                "--out", str(ck), root=data_root)
     assert "epoch  1/1" in proc.stdout and "final test accuracy" in proc.stdout
+    assert "[FAIL] trained on all 60,000 training images" in proc.stdout  # the verdict on every challenge rule
+    assert "[ok] fewer than 20 epochs (1)" in proc.stdout
     assert ck.exists() and ck.with_suffix(".json").exists()
     saved = json.loads(ck.with_suffix(".json").read_text())
     history = saved["history"]
@@ -71,6 +73,24 @@ def test_train_then_eval_a_quick_run(data_root, tmp_path):
     out = json.loads(run("eval", "--checkpoint", str(ck), "--json", root=data_root).stdout)
     assert out["params"] == arch.count_params(arch.preset("tiny"))
     assert out["test_accuracy"] == pytest.approx(history[0]["test_accuracy"], abs=0.01)
+
+
+def test_train_refuses_an_unusable_out_path_before_training(data_root, tmp_path):
+    proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "500", "--out", str(tmp_path),
+               root=data_root, check=False)
+    assert proc.returncode == 2 and "is a folder; give a file name" in proc.stderr
+    assert "epoch" not in proc.stdout  # refused before any training
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run("train", "--preset", "tiny", "--out", str(blocker / "x.pt"), root=data_root, check=False)
+    assert proc.returncode == 2 and "cannot write the checkpoint" in proc.stderr
+
+
+def test_data_into_a_folder_that_cannot_be_made_says_so(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run("data", root=blocker, check=False)
+    assert proc.returncode == 2 and "cannot write MNIST into" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_eval_refuses_a_foreign_file(tmp_path):

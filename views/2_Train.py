@@ -49,8 +49,11 @@ def live() -> None:
         st.info("That run is gone: it was deleted.")
         return
     if job.status == "queued":
-        st.info(f"Queued: position {job.queue_position} for {manager.device}. Jobs run one at a time; "
-                "another session's job is using it now.")
+        if any(r.status == "running" for r in manager.queue()):
+            st.info(f"Queued: position {job.queue_position} for {manager.device}. Jobs run one at a time; "
+                    "another session's job is using it now.")
+        else:
+            st.info(f"Starting on {manager.device}…")
     elif job.status == "running":
         where = f"{job.device} ({job.precision})" if job.device else manager.device
         st.progress(job.progress, text=f"Running on {where}: epoch {min(job.epoch + 1, job.epochs)}/{job.epochs}, "

@@ -19,7 +19,10 @@ for run in state.job_manager().runs():
 if not models:
     st.error("No trained model is available: the shipped weights are missing and no run has finished yet.")
     st.stop()
-choice = st.selectbox("Model", list(models), format_func=lambda key: models[key][0], key="model_choice")
+# Opened from the Train page, Draw starts on the network this session just trained.
+just_trained = f"run:{st.session_state.get('job_id')}"
+choice = st.selectbox("Model", list(models), format_func=lambda key: models[key][0], key="model_choice",
+                      index=list(models).index(just_trained) if just_trained in models else 0)
 try:
     path = models[choice][1]
     model = state.load_model(path, Path(path).stat().st_mtime)
@@ -60,7 +63,7 @@ with right:
     else:
         probs = inspect.predict(model, image)
         top = int(probs.argmax())
-        st.metric("Prediction", str(top), f"{probs[top]:.0%} sure", delta_color="off")
+        st.metric("Prediction", str(top), f"{probs[top]:.0%} sure", delta_color="off", delta_arrow="off")
         st.plotly_chart(figures.probabilities(probs), width="stretch", config={"displayModeBar": False})
         a, b = st.columns(2)
         a.image(figures.enlarge(image, 6), caption="what the network sees (28×28)")

@@ -57,7 +57,8 @@ def probabilities(probs: np.ndarray) -> go.Figure:
     colors = [GREEN if i == top else "#9ecae1" for i in range(10)]
     fig = go.Figure(go.Bar(x=[str(i) for i in range(10)], y=probs, marker_color=colors,
                            text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs], textposition="outside"))
-    fig.update_layout(height=260, yaxis=dict(range=[0, 1.1], tickformat=".0%"), xaxis_title="digit",
+    fig.update_layout(height=260, yaxis=dict(range=[0, 1.1], tickformat=".0%"),
+                      xaxis=dict(title="digit", type="category"),  # all ten labels, not a numeric axis's 0, 2, 4..
                       margin=dict(l=10, r=10, t=10, b=10))
     return fig
 

@@ -135,7 +135,7 @@ def teacher_secret() -> str:
 
 def is_teacher() -> bool:
     secret = teacher_secret()
-    given = st.session_state.get("teacher_key", "")
+    given = st.session_state.get("teacher_key", "").strip()  # trimmed as the secret is
     return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
 
 
