@@ -63,6 +63,29 @@ def test_architecture_budget_updates_when_a_width_changes():
                       else at.query_params["arch"])["blocks"][1]["widths"][0] == 64
 
 
+def test_bias_can_be_switched_on_when_batch_norm_is_off():
+    at = page("views/1_Architecture.py").run()
+    best = arch.preset("best")
+    assert at.toggle(key="ed_bias").value is False  # best has none: batch-norm's shift does that job
+    at.toggle(key="ed_batchnorm").set_value(False).run()
+    without = int(metric(at, "Parameters").value.replace(",", ""))
+    at.toggle(key="ed_bias").set_value(True).run()
+    assert not at.exception
+    with_bias = int(metric(at, "Parameters").value.replace(",", ""))
+    convs = sum(layer.out_channels for layer in arch.plan(best) if layer.type == "Conv2d")
+    assert with_bias - without == convs
+
+
+def test_a_chosen_but_unloaded_preset_says_how_to_load_it():
+    at = page("views/1_Architecture.py").run()
+    at.selectbox(key="preset_choice").set_value("tiny").run()
+    assert any("Press **Load preset**" in c.value and "tiny" in c.value for c in at.caption)
+    assert metric(at, "Parameters").value == f"{arch.count_params(arch.preset('best')):,}"  # not loaded yet
+    next(b for b in at.button if b.label == "Load preset").click().run()
+    assert metric(at, "Parameters").value == f"{arch.count_params(arch.preset('tiny')):,}"
+    assert not any("Press **Load preset**" in c.value for c in at.caption)
+
+
 def test_loading_the_seed_preset_shows_19122_parameters_and_its_table():
     at = page("views/1_Architecture.py").run()
     at.selectbox(key="preset_choice").set_value("seed")

@@ -83,6 +83,9 @@ def editor() -> tuple[ArchSpec, str | None]:
                  format_func=lambda n: f"{n} ({arch.count_params(arch.PRESETS[n]):,} params)",
                  help="\n\n".join(f"**{n}**: {note}" for n, note in arch.PRESET_NOTES.items()))
     c2.button("Load preset", on_click=_load_preset, width="stretch")
+    chosen = st.session_state.get("preset_choice")
+    if chosen and chosen != d.get("name"):
+        st.caption(f"Press **Load preset** to replace the network below with `{chosen}`.")
 
     new_blocks, block_slots = [], []
     for i, block in enumerate(d["blocks"]):
@@ -115,6 +118,9 @@ def editor() -> tuple[ArchSpec, str | None]:
     g3, g4 = st.columns(2)
     dropout = g1.slider("dropout", 0.0, 0.5, step=0.01, key=_seed("dropout", float(d.get("dropout", 0.1))))
     batchnorm = g2.toggle("batch-norm", key=_seed("batchnorm", bool(d.get("batchnorm", True))))
+    bias = g2.toggle("conv bias", key=_seed("bias", bool(d.get("bias", True))),
+                     help="A learned offset per channel. Batch-norm's own shift makes it redundant; "
+                          "without batch-norm, turn it on.")
     heads = list(arch.HEADS)
     head = g3.selectbox("head", heads, key=_seed("head", d.get("head", "conv3")),
                         format_func=lambda h: HEAD_LABELS[h])
@@ -123,8 +129,8 @@ def editor() -> tuple[ArchSpec, str | None]:
                          format_func=lambda o: ORDER_LABELS[o])
     general_slot = st.empty()
 
-    new = {**d, "blocks": new_blocks, "dropout": float(dropout), "batchnorm": bool(batchnorm), "head": head,
-           "order": order}
+    new = {**d, "blocks": new_blocks, "dropout": float(dropout), "batchnorm": bool(batchnorm), "bias": bool(bias),
+           "head": head, "order": order}
     if new != d:
         new["name"] = "custom"  # edited: no longer the preset it came from
     st.session_state.draft = new
