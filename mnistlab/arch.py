@@ -246,7 +246,8 @@ def validate(spec: ArchSpec) -> None:
         raise SpecError(f"the 3x3 head needs a map of at least 3x3, but the blocks leave {size}x{size}")
     total = count_params(spec)
     if total > MAX_PARAMS:
-        raise SpecError(f"{total:,} parameters is over this server's limit of {MAX_PARAMS:,}")
+        raise SpecError(f"{total:,} parameters is over the limit of {MAX_PARAMS:,} "
+                        "(it keeps one network from hogging a shared server)")
 
 
 def count_params(spec: ArchSpec) -> int:

@@ -17,7 +17,7 @@ from . import arch, checkpoint, data, train
 def _spec_from_args(args) -> arch.ArchSpec:
     if getattr(args, "spec", None):
         text = args.spec
-        if not text.lstrip().startswith("{"):  # a file name; JSON itself can be longer than a path may be
+        if not text.lstrip().startswith(("{", "[")):  # a file name; JSON itself can be longer than a path may be
             try:
                 text = Path(text).read_text()
             except (OSError, UnicodeDecodeError) as e:

@@ -93,7 +93,7 @@ def seed_dict(**changes):
     (seed_dict(blocks=[{"widths": [8]}] * 5), "block 5 shrinks the map to 0x0"),
     (seed_dict(blocks=[{"widths": [8]}, {"widths": [8]}, {"widths": [8], "padding": 0}]),
      "3x3 head needs a map of at least 3x3"),
-    (seed_dict(blocks=[{"widths": [256, 256, 256]}]), "over this server's limit of 200,000"),
+    (seed_dict(blocks=[{"widths": [256, 256, 256]}]), "over the limit of 200,000"),
     (seed_dict(head="dense"), "head must be one of"),
     (seed_dict(colour="red"), "unknown spec field"),
     (seed_dict(blocks=[{"widths": [8.5]}]), "must be a whole number"),

@@ -50,6 +50,8 @@ def test_spec_as_json_text_or_as_a_file(tmp_path):
     missing = run("summary", "--spec", str(tmp_path / "nope.json"), check=False)
     assert missing.returncode == 2 and "cannot read the spec file" in missing.stderr
     assert "Traceback" not in missing.stderr
+    not_an_object = run("summary", "--spec", "[1]", check=False)
+    assert not_an_object.returncode == 2 and "a spec must be a JSON object" in not_an_object.stderr
 
 
 def test_data_command_reports_where_the_data_is(data_root):
