@@ -35,6 +35,7 @@ CANDIDATES = {
         "two pools, [6,8] [10,12] [13]": _blocks(([6, 8], True, None), ([10, 12], True, None), ([13], False, None)),
         "two pools, [6,8] [10,12] [13], first block padded": _blocks(
             ([6, 8], True, None, 1), ([10, 12], True, None), ([13], False, None)),
+        "two pools, [5,8] [10,12] [14]": _blocks(([5, 8], True, None), ([10, 12], True, None), ([14], False, None)),
     },
     "lean": {  # <= 8,000 parameters
         "one pool + 1x1 to 8, [8,16] [16,16,16]": _blocks(([8, 16], True, 8), ([16, 16, 16], False, None)),
@@ -45,6 +46,7 @@ CANDIDATES = {
         "two pools, [8,12] [14,16] [21]": _blocks(([8, 12], True, None), ([14, 16], True, None), ([21], False, None)),
         "two pools, [10,16] 1x1 to 8 [14,16] [20]": _blocks(
             ([10, 16], True, 8), ([14, 16], True, None), ([20], False, None)),
+        "two pools, [8,10] [14,18] [20]": _blocks(([8, 10], True, None), ([14, 18], True, None), ([20], False, None)),
         "two pools, [8,12] [14,16] [20], second block padded": _blocks(
             ([8, 12], True, None), ([14, 16], True, None, 1), ([20], False, None)),
     },
