@@ -149,7 +149,9 @@ def test_a_quick_run_shows_progress_and_can_be_cancelled():
     wait_for(at, lambda a: any("Running on" in (p.text or "") for p in at.get("progress")))
     assert any("CPU" in (p.text or "") or "NVIDIA" in (p.text or "") for p in at.get("progress"))
     at.button(key="cancel").click().run()
+    assert not at.exception
     wait_for(at, lambda a: any("Cancelled" in w.value for w in a.warning), timeout=10)
+    assert not at.exception
 
 
 def test_a_finished_quick_run_can_be_chosen_on_the_draw_page():

@@ -59,9 +59,9 @@ def live() -> None:
         st.progress(job.progress, text=f"Running on {where}: epoch {min(job.epoch + 1, job.epochs)}/{job.epochs}, "
                                        f"batch {job.batch}/{job.batches}")
     if job.active:
-        if st.button("Cancel", key="cancel"):
-            manager.cancel(job_id, requester=me)
-            st.rerun(scope="fragment")
+        # A callback runs before the rerun the click causes, so that rerun already shows the cancelled job (and
+        # works whether the click reruns the fragment or, e.g. under AppTest, the whole page).
+        st.button("Cancel", key="cancel", on_click=manager.cancel, args=(job_id,), kwargs={"requester": me})
     if job.history:
         st.plotly_chart(figures.training_curves(job.history), width="stretch", key="curves")
     if job.status == "finished":
