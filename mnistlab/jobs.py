@@ -13,7 +13,9 @@ queue, at most ``max_epochs`` epochs, and the network size cap that ``arch.valid
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -26,6 +28,8 @@ from . import data as mdata
 from . import train
 from .arch import ArchSpec, count_params, validate
 from .store import Run, RunStore, StoreError
+
+log = logging.getLogger(__name__)
 
 ENV_RUNS = "MNISTLAB_RUNS"
 MAX_QUEUE = 30  # a class of 30 can each have one job waiting
@@ -56,6 +60,7 @@ class JobManager:
         self._live: dict[str, Run] = {}  # queued and running runs
         self._cancel: dict[str, threading.Event] = {}
         self._queue: deque[str] = deque()
+        self._unrecorded: dict[str, Run] = {}  # ended runs whose end the registry could not take
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self.max_queue, self.max_epochs = max_queue, max_epochs
@@ -86,7 +91,11 @@ class JobManager:
             run = Run(id=uuid.uuid4().hex[:12], owner=owner, who=who, name=spec.name, spec=spec.to_dict(),
                       config=config.to_dict(), params=count_params(spec), epochs=config.epochs,
                       submitted_at=time.time())
-            self.store.add(run)
+            try:
+                self.store.add(run)
+            except sqlite3.Error as e:
+                raise JobError(f"the run registry cannot take a new run just now ({e}); try again in a minute") \
+                    from None
             self._live[run.id] = run
             self._cancel[run.id] = threading.Event()
             self._queue.append(run.id)
@@ -123,7 +132,7 @@ class JobManager:
 
     def snapshot(self, run_id: str) -> Run:
         with self._lock:
-            live = self._live.get(run_id)
+            live = self._live.get(run_id) or self._unrecorded.get(run_id)
             if live is not None:
                 return copy.deepcopy(live)
         return self._stored(run_id)
@@ -132,7 +141,8 @@ class JobManager:
         """Every run in the registry (only ``owner``'s when given), newest first, live ones up to the batch."""
         stored = self.store.runs(owner=owner)
         with self._lock:
-            return [copy.deepcopy(self._live[r.id]) if r.id in self._live else r for r in stored]
+            memory = {**self._unrecorded, **self._live}
+            return [copy.deepcopy(memory[r.id]) if r.id in memory else r for r in stored]
 
     def queue(self) -> list[Run]:
         """The running job, then the queued ones in the order they will run."""
@@ -174,11 +184,19 @@ class JobManager:
             self._live[rid].queue_position = pos
 
     def _end(self, run_id: str, status: str, error: str | None = None) -> None:
-        """Write the end state, then forget the live record (caller holds the lock)."""
-        self.store.ended(run_id, status, error=error)
+        """Write the end state, then forget the live record (caller holds the lock). When the registry cannot take
+        the write (locked by another program, a full disk), the ended run stays in memory so that pages show the
+        truth and the queue moves on; the next server start marks the stale row interrupted."""
         run = self._live.pop(run_id)
-        run.status, run.queue_position = status, None
+        run.status, run.queue_position, run.ended_at = status, None, time.time()
+        run.error = error
         self._cancel.pop(run_id, None)
+        try:
+            self.store.ended(run_id, status, error=error)
+        except sqlite3.Error as e:
+            run.error = f"{error + '; ' if error else ''}the run registry could not record its end ({e})"
+            self._unrecorded[run_id] = run
+            log.warning("run %s ended %s, but the registry refused the write: %s", run_id, status, e)
 
     def _run(self) -> None:
         while True:
@@ -190,8 +208,12 @@ class JobManager:
                 run_id = self._queue.popleft()
                 run = self._live[run_id]
                 run.status, run.queue_position, run.started_at = "running", None, time.time()
-                self.store.started(run_id)
                 self._renumber()
+                try:
+                    self.store.started(run_id)
+                except sqlite3.Error as e:
+                    self._end(run_id, "failed", error=f"the run registry could not record its start ({e})")
+                    continue
             self._execute(run_id)
 
     def _execute(self, run_id: str) -> None:
@@ -231,4 +253,5 @@ class JobManager:
                 self._end(run_id, result.status)
         except Exception as e:  # a failed run records its error; the worker carries on with the next one
             with self._lock:
-                self._end(run_id, "failed", error=f"{type(e).__name__}: {e}")
+                if run_id in self._live:
+                    self._end(run_id, "failed", error=f"{type(e).__name__}: {e}")

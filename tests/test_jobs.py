@@ -125,3 +125,22 @@ def test_unknown_job_and_full_queue_are_clear_errors(mnist, tmp_path):
         block.set()
     finally:
         m.close()
+
+
+def test_a_registry_that_refuses_writes_fails_the_run_and_the_queue_moves_on(manager, monkeypatch):
+    """Another program holding the registry's write lock must not stop the class's queue."""
+    import sqlite3
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(manager.store, "add_epoch", locked)
+    monkeypatch.setattr(manager.store, "ended", locked)
+    first = manager.submit(arch.preset("tiny"), QUICK, owner="ann")
+    snap = manager.wait(first, timeout=120)
+    assert snap.status == "failed"
+    assert "database is locked" in snap.error and "could not record its end" in snap.error
+    assert [r.status for r in manager.runs(owner="ann")] == ["failed"]  # pages see the truth, not the stale row
+    monkeypatch.undo()
+    second = manager.submit(arch.preset("tiny"), QUICK, owner="ann")  # the same student may start again
+    assert manager.wait(second, timeout=120).status == "finished"
