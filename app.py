@@ -5,6 +5,8 @@ named "app" beside the real ones.)"""
 
 import streamlit as st
 
+from mnistlab.ui import state
+
 st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
 page = st.navigation([
     st.Page("views/0_Home.py", title="Home", icon="🏠", default=True),
@@ -14,4 +16,9 @@ page = st.navigation([
     st.Page("views/4_Runs.py", title="Runs", icon="🏆"),
     st.Page("views/5_Teacher.py", title="Teacher", icon="🧑‍🏫"),
 ])
+# A shared ?arch= link is read on whichever page it opens (Streamlit drops the query on the first page switch), and a
+# broken one is reported there.
+state.current_spec()
+if message := st.session_state.pop("url_message", None):
+    st.warning(message)
 page.run()

@@ -99,7 +99,7 @@ class ArchSpec:
                 widths=tuple(_int(w, f"block {i} width") for w in widths),
                 padding=_int(b.get("padding", 1), f"block {i} padding"),
                 pool=_bool(b.get("pool", True), f"block {i} pool"),
-                transition=None if b.get("transition") is None else _int(b["transition"], f"block {i} transition"),
+                transition=_transition(b.get("transition"), i),
             ))
         kwargs: dict[str, Any] = {"blocks": tuple(blocks)}
         if "name" in d:
@@ -130,6 +130,13 @@ class ArchSpec:
         except (ValueError, TypeError, RecursionError) as e:
             raise SpecError(f"not valid JSON: {e}") from None
         return cls.from_dict(d)
+
+
+def _transition(value: Any, block: int) -> int | None:
+    """A block's 1x1 transition width; None or 0 (the editor's "none") mean no transition."""
+    if value is None or (type(value) is int and value == 0):
+        return None
+    return _int(value, f"block {block} transition")
 
 
 def _int(v: Any, what: str) -> int:

@@ -46,6 +46,21 @@ def default_runs_dir() -> Path:
     return Path(platformdirs.user_data_dir("mnistlab")) / "runs"
 
 
+_shared: dict[Path, "JobManager"] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_manager(runs_dir: Path | str) -> "JobManager":
+    """This process's one manager for ``runs_dir``. A second manager on the same registry would run a second queue
+    that the first cannot see or cancel (Streamlit's "Clear cache" would otherwise make one)."""
+    key = Path(runs_dir).resolve()
+    with _shared_lock:
+        manager = _shared.get(key)
+        if manager is None or manager.closed:
+            manager = _shared[key] = JobManager(key)
+        return manager
+
+
 class JobError(ValueError):
     """A job could not be submitted or found; the message says why."""
 
@@ -69,6 +84,10 @@ class JobManager:
         self._worker.start()
 
     # ------------------------------------------------------------------ API for pages
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     @property
     def device(self) -> str:
         """The device jobs run on, in words (a GPU's name, or the CPU)."""

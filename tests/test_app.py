@@ -125,6 +125,21 @@ def test_a_shared_link_opens_the_same_network():
     assert at.slider(key="ed_dropout").value == pytest.approx(0.2)
 
 
+@pytest.mark.parametrize("opened_on", ["views/0_Home.py", "views/2_Train.py"])
+def test_a_link_opened_on_another_page_is_read_there(opened_on):
+    shared = arch.ArchSpec.from_dict({**arch.preset("lean").to_dict(), "name": "custom", "dropout": 0.2})
+    at = page(opened_on)
+    at.query_params["arch"] = shared.to_json()
+    at.run()
+    assert not at.exception and not at.warning
+    at.switch_page("views/1_Architecture.py").run()  # the query is gone by now; the network is not
+    assert metric(at, "Parameters").value == f"{arch.count_params(shared):,}"
+    broken = page(opened_on)
+    broken.query_params["arch"] = "{{{"
+    broken.run()
+    assert any("not valid" in w.value for w in broken.warning)  # said where the link was opened
+
+
 def start_quick_run(at: AppTest, epochs: int = 1) -> AppTest:
     at.number_input[0].set_value(epochs)
     next(t for t in at.toggle if "quick mode" in t.label).set_value(True)
@@ -301,6 +316,17 @@ def test_interrupted_run_shows_why_and_keeps_its_epoch():
     assert not at.exception
     assert any("during epoch 2" in w.value for w in at.warning)
     assert any("1/2 epochs" in t.value for t in at.text)
+
+
+def test_clearing_streamlits_cache_keeps_the_one_job_queue():
+    """The menu's "Clear cache" must not start a second queue that the teacher cannot see or cancel."""
+    import streamlit as st
+
+    from mnistlab.ui import state
+
+    before = state.job_manager()
+    st.cache_resource.clear()
+    assert state.job_manager() is before
 
 
 def test_one_job_per_session_is_refused_with_a_message():

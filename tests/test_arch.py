@@ -138,3 +138,12 @@ def test_any_spec_dict_builds_a_model_or_gives_the_validation_message(d):
         return
     s = arch.summary(spec)
     assert s.total_params == sum(p.numel() for p in arch.build(spec).parameters())
+
+
+def test_a_transition_of_zero_means_none_as_in_the_editor():
+    d = arch.preset("seed").to_dict()
+    d["blocks"][0]["transition"] = 0
+    assert arch.ArchSpec.from_dict(d).blocks[0].transition is None
+    d["blocks"][0]["transition"] = False
+    with pytest.raises(arch.SpecError, match="block 1 transition must be a whole number"):
+        arch.ArchSpec.from_dict(d)

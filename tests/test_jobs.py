@@ -144,3 +144,18 @@ def test_a_registry_that_refuses_writes_fails_the_run_and_the_queue_moves_on(man
     monkeypatch.undo()
     second = manager.submit(arch.preset("tiny"), QUICK, owner="ann")  # the same student may start again
     assert manager.wait(second, timeout=120).status == "finished"
+
+
+def test_one_shared_manager_per_runs_folder(tmp_path):
+    from mnistlab.jobs import shared_manager
+
+    first = shared_manager(tmp_path / "runs")
+    try:
+        assert shared_manager(tmp_path / "runs" / ".." / "runs") is first  # however the path is spelled
+    finally:
+        first.close()
+    second = shared_manager(tmp_path / "runs")  # a closed one is replaced
+    try:
+        assert second is not first and not second.closed
+    finally:
+        second.close()

@@ -6,9 +6,6 @@ from mnistlab import arch
 from mnistlab.ui import editor, figures, state
 
 st.title("Architecture")
-state.current_spec()
-if message := st.session_state.pop("url_message", None):
-    st.warning(message)
 
 left, right = st.columns([3, 2], gap="medium")
 with left:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -45,7 +47,7 @@ def compare_curves(runs: list[tuple[str, list[dict]]]) -> go.Figure:
     fig = go.Figure()
     for label, history in runs:
         fig.add_trace(go.Scatter(x=[h["epoch"] for h in history], y=[h["test_accuracy"] for h in history],
-                                 name=label, mode="lines+markers"))
+                                 name=html.escape(label, quote=False), mode="lines+markers"))  # plotly renders <b>, <a>
     fig.add_hline(y=TARGET, line_dash="dash", line_color=RED)
     fig.update_layout(height=340, xaxis_title="epoch", yaxis_title="test accuracy (%)",
                       margin=dict(l=10, r=10, t=20, b=10))

@@ -13,7 +13,7 @@ import streamlit as st
 from .. import arch, checkpoint, inspect
 from .. import data as mdata
 from ..arch import ArchSpec, SpecError
-from ..jobs import JobManager, default_runs_dir
+from ..jobs import JobManager, default_runs_dir, shared_manager
 from ..store import Run
 
 DEFAULT_PRESET = "best"
@@ -23,7 +23,7 @@ URL_KEY = "arch"
 @st.cache_resource
 def job_manager() -> JobManager:
     """One manager, one worker thread, one device for every session of this server."""
-    return JobManager(default_runs_dir())
+    return shared_manager(default_runs_dir())
 
 
 @st.cache_resource(max_entries=32)
