@@ -21,4 +21,5 @@ page = st.navigation([
 state.current_spec()
 if message := st.session_state.pop("url_message", None):
     st.warning(message)
+state.server_notices()
 page.run()

@@ -76,6 +76,7 @@ class JobManager:
         self._cancel: dict[str, threading.Event] = {}
         self._queue: deque[str] = deque()
         self._unrecorded: dict[str, Run] = {}  # ended runs whose end the registry could not take
+        self.registry_error: str | None = None  # set while the registry cannot be read
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self.max_queue, self.max_epochs = max_queue, max_epochs
@@ -156,9 +157,29 @@ class JobManager:
                 return copy.deepcopy(live)
         return self._stored(run_id)
 
+    def check_registry(self) -> str | None:
+        """A cheap read of the registry: None when it answers, else what a teacher should be told."""
+        try:
+            self.store.count()
+            self.registry_error = None
+        except sqlite3.Error as e:
+            self.registry_error = (f"The run registry cannot be read ({e}). Runs in progress carry on; restart "
+                                   "the server to set the registry aside and restore the runs from their checkpoints.")
+        return self.registry_error
+
     def runs(self, owner: str | None = None) -> list[Run]:
-        """Every run in the registry (only ``owner``'s when given), newest first, live ones up to the batch."""
-        stored = self.store.runs(owner=owner)
+        """Every run in the registry (only ``owner``'s when given), newest first, live ones up to the batch. When
+        the registry cannot be read, the runs this server holds in memory, and ``registry_error`` says why."""
+        try:
+            stored = self.store.runs(owner=owner)
+            self.registry_error = None
+        except sqlite3.Error as e:
+            log.error("run registry unreadable: %s", e)
+            self.check_registry()
+            with self._lock:
+                memory = {**self._unrecorded, **self._live}
+                return [copy.deepcopy(r) for r in sorted(memory.values(), key=lambda r: -r.submitted_at)
+                        if owner is None or r.owner == owner]
         with self._lock:
             memory = {**self._unrecorded, **self._live}
             return [copy.deepcopy(memory[r.id]) if r.id in memory else r for r in stored]
@@ -197,6 +218,8 @@ class JobManager:
             return self.store.get(run_id)
         except StoreError:
             raise JobError(f"no run {run_id!r}") from None
+        except sqlite3.Error as e:
+            raise JobError(f"the run registry cannot be read ({e})") from None
 
     def _renumber(self) -> None:
         for pos, rid in enumerate(self._queue, 1):

@@ -11,6 +11,7 @@ connection is never shared between threads.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -26,8 +27,10 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from . import train
-from .arch import ArchSpec
+from . import checkpoint, train
+from .arch import ArchSpec, count_params
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -149,9 +152,57 @@ class RunStore:
         # lives (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
         self.server = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lock_file = _hold_lock(self._server_lock(self.server))
+        self.notice: str | None = None  # what a teacher should hear about this start: a registry set aside, runs restored
+        try:
+            self._create()
+            problem = self.integrity(quick=True)
+        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed", ...
+            problem = str(e)
+        if problem != "ok":
+            aside = self._set_aside()
+            self._create()
+            self.notice = f"The run registry could not be read ({problem}); it was moved to {aside.name}."
+        restored = self.adopt_checkpoints()
+        if restored:
+            self.notice = (f"{self.notice + ' ' if self.notice else ''}{len(restored)} run(s) were restored from "
+                           "their checkpoint files.")
+
+    def _create(self) -> None:
         with self._tx() as con:
             con.executescript(_SCHEMA)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _set_aside(self) -> Path:
+        """Move a damaged registry (and its WAL files) out of the way, keeping it for a closer look."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                part.rename(Path(f"{aside}{suffix}"))
+        return aside
+
+    def adopt_checkpoints(self) -> list[str]:
+        """Register the runs whose checkpoint file is in this folder but whose row is not (a registry set aside,
+        emptied or lost): each checkpoint carries its spec, config, history and student. Returns their ids."""
+        with self._tx() as con:
+            known = {row[0] for row in con.execute("SELECT id FROM runs")}
+        restored = []
+        for path in sorted(self.directory.glob("*.pt")):
+            if path.stem in known:
+                continue
+            try:
+                run, history, finished = _run_from_checkpoint(path)
+            except (checkpoint.CheckpointError, train.ConfigError, KeyError, TypeError, ValueError) as e:
+                log.warning("not restoring %s: %s", path, e)
+                continue
+            self.add(run)
+            for metrics in history:
+                self.add_epoch(run.id, metrics, checkpoint=str(path))
+            self.ended(run.id, "finished" if finished else "interrupted", error=None if finished else
+                       f"Restored from its checkpoint file after the registry was lost; {len(history)} of "
+                       f"{run.epochs} epoch(s) had completed.")
+            restored.append(run.id)
+        return restored
 
     @classmethod
     def reader(cls, directory: Path | str) -> "RunStore":
@@ -219,8 +270,7 @@ class RunStore:
             raise StoreError("a queued or running job cannot be deleted; cancel it first")
         with self._tx() as con:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        if run.checkpoint_path:
-            Path(run.checkpoint_path).unlink(missing_ok=True)
+        self.checkpoint_path(run_id).unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """Mark the runs a dead server left queued or running as interrupted, keeping their epochs. Returns their ids."""
@@ -295,10 +345,10 @@ class RunStore:
         with self._tx() as con:
             return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
-    def integrity(self) -> str:
-        """``PRAGMA integrity_check``: 'ok' for a sound database."""
+    def integrity(self, quick: bool = False) -> str:
+        """``PRAGMA integrity_check`` (or the faster ``quick_check``): 'ok' for a sound database."""
         with self._tx() as con:
-            return con.execute("PRAGMA integrity_check").fetchone()[0]
+            return con.execute(f"PRAGMA {'quick_check' if quick else 'integrity_check'}").fetchone()[0]
 
     def _select(self, where: str, args: tuple) -> list[Run]:
         with self._tx() as con:
@@ -309,13 +359,43 @@ class RunStore:
                 marks = ", ".join("?" * len(ids)) if len(ids) < 900 else None
                 query = "SELECT run_id, metrics FROM epochs " + (f"WHERE run_id IN ({marks}) " if marks else "")
                 for e in con.execute(query + "ORDER BY run_id, epoch", ids if marks else ()):
-                    if e["run_id"] in history:
-                        history[e["run_id"]].append(json.loads(e["metrics"]))
-        return [Run(id=r["id"], owner=r["owner"], who=r["who"], name=r["name"], spec=json.loads(r["spec"]),
-                    config=json.loads(r["config"]), params=r["params"], epochs=r["epochs"], status=r["status"],
-                    device=r["device"], precision=r["precision"], history=history[r["id"]], error=r["error"],
-                    checkpoint_path=r["checkpoint"], submitted_at=r["submitted_at"], started_at=r["started_at"],
-                    ended_at=r["ended_at"], eligible=bool(r["eligible"])) for r in rows]
+                    metrics = _json(e["metrics"])
+                    if e["run_id"] in history and isinstance(metrics, dict):  # a damaged epoch row is left out
+                        history[e["run_id"]].append(metrics)
+        runs = []
+        for r in rows:
+            spec, config = _json(r["spec"]), _json(r["config"])
+            if not isinstance(spec, dict) or not isinstance(config, dict):
+                log.warning("run %s has a damaged registry row; it is left out", r["id"])
+                continue
+            # Checkpoints live beside the registry; the file name is kept, so a moved or restored folder still works.
+            ckpt = str(self.directory / Path(r["checkpoint"]).name) if r["checkpoint"] else None
+            runs.append(Run(id=r["id"], owner=r["owner"], who=r["who"], name=r["name"], spec=spec, config=config,
+                            params=r["params"], epochs=r["epochs"], status=r["status"], device=r["device"],
+                            precision=r["precision"], history=history[r["id"]], error=r["error"],
+                            checkpoint_path=ckpt, submitted_at=r["submitted_at"], started_at=r["started_at"],
+                            ended_at=r["ended_at"], eligible=bool(r["eligible"])))
+        return runs
+
+
+def _json(text: Any) -> Any:
+    """Parsed JSON, or None for a damaged value."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _run_from_checkpoint(path: Path) -> tuple[Run, list[dict[str, Any]], bool]:
+    """A registry row rebuilt from a run's checkpoint file: (run, its epochs' metrics, whether it finished)."""
+    ck = checkpoint.load(path)
+    config = train.TrainConfig.from_dict(ck.config)
+    history = [h for h in ck.history if isinstance(h, dict) and "epoch" in h and "test_accuracy" in h]
+    meta = ck.meta
+    run = Run(id=path.stem, owner=str(meta.get("owner", "")), who=str(meta.get("who", "")), name=ck.spec.name,
+              spec=ck.spec.to_dict(), config=config.to_dict(), params=count_params(ck.spec), epochs=config.epochs,
+              submitted_at=path.stat().st_mtime)
+    return run, history, meta.get("status") == "finished" and len(history) == config.epochs
 
 
 def _hold_lock(path: Path):

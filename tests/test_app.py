@@ -364,3 +364,40 @@ def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypa
     at.selectbox(key="cancel_choice").set_value(run_id)
     next(b for b in at.button if b.label == "Cancel this job").click().run()
     assert state.job_manager().wait(run_id, timeout=10).status == "cancelled"
+
+
+def test_after_a_crash_every_session_hears_once_what_was_stopped(tmp_path):
+    import os
+
+    from mnistlab import train
+    from mnistlab.store import Run, RunStore
+
+    dead = RunStore(os.environ["MNISTLAB_RUNS"])  # the server that was killed
+    spec = arch.preset("tiny")
+    dead.add(Run(id="kkk", owner="s1", who="Kim", name=spec.name, spec=spec.to_dict(),
+                 config=train.TrainConfig(epochs=3).to_dict(), params=arch.count_params(spec), epochs=3,
+                 submitted_at=time.time()))
+    dead.started("kkk")
+    dead.close()
+    at = page("views/2_Train.py").run()  # the restarted server's first page
+    assert not at.exception
+    assert any("The server was restarted: 1 run(s)" in i.value for i in at.info)
+    at.run()
+    assert not any("The server was restarted" in i.value for i in at.info)  # once per session, not every click
+
+
+def test_an_unreadable_registry_is_reported_on_every_page_without_a_traceback():
+    import os
+
+    from mnistlab.ui import state
+
+    state.job_manager()
+    registry = os.path.join(os.environ["MNISTLAB_RUNS"], "runs.sqlite3")
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(registry + suffix):
+            os.remove(registry + suffix)
+    open(registry, "wb").close()
+    for view in ("views/0_Home.py", "views/3_Draw.py", "views/4_Runs.py"):
+        at = page(view).run()
+        assert not at.exception, view
+        assert any("The run registry cannot be read" in e.value for e in at.error), view

@@ -222,3 +222,84 @@ def test_thirty_sessions_submitting_at_the_same_instant_are_each_accepted_or_ref
         assert m.store.integrity() == "ok"
     finally:
         m.close()
+
+
+def finished_runs(mnist, directory, n=2):
+    """n quick runs trained to the end by a real manager (so each has its checkpoint file), then the server stops."""
+    m = JobManager(directory, load_data=lambda: mnist)
+    ids = []
+    for i in range(n):
+        ids.append(m.submit(arch.preset("tiny"), QUICK, owner=f"s{i}", who=f"Student {i}"))
+        assert m.wait(ids[-1], timeout=120).status == "finished"
+    m.close()
+    return ids
+
+
+@pytest.mark.parametrize("damage", ["garbage", "emptied"])
+def test_a_damaged_or_emptied_registry_is_rebuilt_from_the_checkpoints(mnist, tmp_path, damage):
+    ids = finished_runs(mnist, tmp_path)
+    before = {r.id: r for r in RunStore.reader(tmp_path).runs()}
+    registry = tmp_path / "runs.sqlite3"
+    for part in tmp_path.glob("runs.sqlite3-*"):
+        part.unlink()  # as if the WAL had been checkpointed into the file before the damage
+    registry.write_bytes(os.urandom(4096) if damage == "garbage" else b"")
+    store = RunStore(tmp_path)
+    after = {r.id: r for r in store.runs()}
+    assert set(after) == set(ids)
+    for run_id in ids:
+        assert after[run_id].status == "finished" and after[run_id].who == before[run_id].who
+        assert after[run_id].final_test_accuracy == before[run_id].final_test_accuracy
+        assert after[run_id].history == before[run_id].history
+        checkpoint.load(after[run_id].checkpoint_path)
+    assert "2 run(s) were restored from their checkpoint files" in store.notice
+    if damage == "garbage":
+        assert "could not be read" in store.notice
+        assert list(tmp_path.glob("runs.sqlite3.damaged-*"))  # kept for a closer look, not deleted
+    assert store.integrity() == "ok"
+    store.close()
+
+
+def test_one_damaged_row_leaves_the_other_runs_readable(tmp_path):
+    store = RunStore(tmp_path)
+    for run_id in ("r1", "r2", "r3"):
+        store.add(a_run(run_id, owner=run_id))
+        store.add_epoch(run_id, epoch(1, 98.0))
+        store.add_epoch(run_id, epoch(2, 99.0))
+        store.ended(run_id, "finished")
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as con:
+        con.execute("UPDATE epochs SET metrics = '{\"epoch\": 2, \"test_' WHERE run_id = 'r1' AND epoch = 2")
+        con.execute("UPDATE runs SET spec = '{\"blocks\": [' WHERE id = 'r2'")
+    runs = {r.id: r for r in store.runs()}
+    assert set(runs) == {"r1", "r3"}  # r2's row cannot be understood; it is left out, not a traceback
+    assert [h["epoch"] for h in runs["r1"].history] == [1]
+    assert [h["epoch"] for h in runs["r3"].history] == [1, 2]
+    store.close()
+
+
+def test_a_moved_runs_folder_keeps_its_checkpoints_and_deletes_only_its_own(mnist, tmp_path):
+    import shutil
+
+    first, _ = finished_runs(mnist, tmp_path / "old")
+    shutil.copytree(tmp_path / "old", tmp_path / "new", ignore=shutil.ignore_patterns("servers"))
+    store = RunStore(tmp_path / "new")
+    run = store.get(first)
+    assert Path(run.checkpoint_path) == tmp_path / "new" / f"{first}.pt"
+    store.delete(first)
+    assert not (tmp_path / "new" / f"{first}.pt").exists()
+    assert (tmp_path / "old" / f"{first}.pt").exists()  # the other copy is not touched
+    store.close()
+
+
+def test_an_unreadable_registry_while_serving_keeps_live_runs_and_says_why(mnist, tmp_path):
+    m = JobManager(tmp_path, load_data=lambda: mnist)
+    try:
+        job = m.submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=1000, batch_size=100),
+                       owner="ann")
+        (tmp_path / "runs.sqlite3").write_bytes(b"")  # someone empties the file under a running server
+        for part in tmp_path.glob("runs.sqlite3-*"):
+            part.unlink()
+        runs = m.runs()
+        assert [r.id for r in runs] == [job]  # what the server holds in memory, not a traceback
+        assert "cannot be read" in m.registry_error and "restart the server" in m.registry_error
+    finally:
+        m.close()

@@ -96,8 +96,9 @@ files[1].download_button("Standalone PyTorch file", export.standalone_script(spe
                          mime="text/x-python", key="dl_script")
 path = Path(run.checkpoint_path) if run.checkpoint_path else None
 if path is None or not path.exists():
-    files[2].caption("No weights: this run stopped before its first epoch ended." if not run.active
-                     else "Weights appear when its first epoch ends.")
+    files[2].caption("Weights appear when its first epoch ends." if run.active
+                     else "No weights: this run stopped before its first epoch ended." if path is None
+                     else f"No weights: its checkpoint file {path.name} is missing from the runs folder.")
     st.stop()
 files[2].download_button("Checkpoint (.pt)", path.read_bytes(), file_name=f"{run.id}.pt",
                          mime="application/octet-stream", key="dl_checkpoint",

@@ -155,3 +155,20 @@ def teacher_login() -> bool:
                 st.rerun()
             st.error("That is not the teacher secret.")
     return False
+
+
+def server_notices() -> None:
+    """What happened to this server's runs that everyone should know: an unreadable registry (every time), and,
+    once per session, a registry set aside or runs restored or interrupted when the server started."""
+    manager = job_manager()
+    if problem := manager.check_registry():
+        st.error(problem)
+    if st.session_state.get("notices_seen"):
+        return
+    st.session_state.notices_seen = True
+    if manager.store.notice:
+        st.warning(manager.store.notice)
+    if manager.recovered:
+        st.info(f"The server was restarted: {len(manager.recovered)} run(s) that were training or waiting were "
+                "stopped. Their completed epochs are kept; see the Runs page.")
+
