@@ -152,7 +152,7 @@ class RunStore:
         # lives (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
         self.server = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lock_file = _hold_lock(self._server_lock(self.server))
-        self.notice: str | None = None  # what a teacher should hear about this start: a registry set aside, runs restored
+        self.notice: str | None = None  # for the teacher: a registry set aside or runs restored at this start
         try:
             self._create()
             problem = self.integrity(quick=True)
