@@ -2,7 +2,8 @@
 
 Every state change of a run is written here as it happens (submitted, started, each finished epoch, ended), so a
 server that is killed loses at most the epoch in progress. When a server starts, ``recover`` marks the runs that a
-dead server left queued or running as *interrupted*; their completed epochs stay.
+dead server left queued or running as *interrupted*; their completed epochs stay. A registry that cannot be read is
+moved aside and rebuilt from the checkpoint files, each of which carries its run's spec, config, history and student.
 
 Connections are opened per operation: SQLite in WAL mode lets the pages read while the worker writes, and a
 connection is never shared between threads.
