@@ -286,6 +286,8 @@ class RunStore:
                        if row["status"] == "running" else "The server stopped before this run started.")
                 self._update(row["id"], con=con, status="interrupted", error=why, ended_at=time.time())
                 recovered.append(row["id"])
+        for lock in self._server_lock(self.server).parent.glob("*.lock"):
+            self._server_alive(lock.stem)  # a dead server's lock file is removed on the way
         return recovered
 
     def _server_lock(self, server: str) -> Path:

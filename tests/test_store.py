@@ -183,6 +183,7 @@ def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_databas
     killed_at = len(RunStore.reader(tmp_path).get(run.id).history)
     store = RunStore(tmp_path)  # the restarted server
     assert store.recover() == [run.id]
+    assert [p.stem for p in (tmp_path / "servers").glob("*.lock")] == [store.server]  # the dead one's lock is gone
     after = store.get(run.id)
     assert after.status == "interrupted" and after.epoch == killed_at >= 2
     assert f"during epoch {killed_at + 1}" in after.error
