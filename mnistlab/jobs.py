@@ -149,6 +149,8 @@ class JobManager:
             self.store.delete(run_id)
         except StoreError as e:
             raise JobError(str(e)) from None
+        except sqlite3.Error as e:
+            raise JobError(f"the run registry cannot delete it just now ({e})") from None
 
     def snapshot(self, run_id: str) -> Run:
         with self._lock:
@@ -235,7 +237,7 @@ class JobManager:
         self._cancel.pop(run_id, None)
         try:
             self.store.ended(run_id, status, error=error)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, StoreError) as e:  # StoreError: its row is gone (a registry set aside meanwhile)
             run.error = f"{error + '; ' if error else ''}the run registry could not record its end ({e})"
             self._unrecorded[run_id] = run
             log.warning("run %s ended %s, but the registry refused the write: %s", run_id, status, e)
@@ -253,10 +255,12 @@ class JobManager:
                 self._renumber()
                 try:
                     self.store.started(run_id)
-                except sqlite3.Error as e:
-                    self._end(run_id, "failed", error=f"the run registry could not record its start ({e})")
-                    continue
-            self._execute(run_id)
+                except (sqlite3.Error, StoreError) as e:  # the run itself can go ahead; its end is kept in memory
+                    log.error("run %s: the registry could not record its start: %s", run_id, e)
+            try:
+                self._execute(run_id)
+            except Exception:  # never let one run take the class's only worker down with it
+                log.exception("the worker survived an error in run %s", run_id)
 
     def _execute(self, run_id: str) -> None:
         with self._lock:
@@ -272,7 +276,10 @@ class JobManager:
                 "run_id": run_id, "owner": run.owner, "who": run.who, "epochs_completed": done,
                 "status": "finished" if done == cfg.epochs else "partial"})
             path = str(checkpoint.save(ckpt, self.store.checkpoint_path(run_id)))
-            self.store.add_epoch(run_id, result.history[-1].to_dict(), checkpoint=path)
+            try:
+                self.store.add_epoch(run_id, result.history[-1].to_dict(), checkpoint=path)
+            except (sqlite3.Error, StoreError) as e:  # the checkpoint holds the epoch; training carries on
+                log.error("run %s: the registry could not record epoch %d: %s", run_id, done, e)
             with self._lock:
                 run.checkpoint_path = path
 
@@ -280,7 +287,10 @@ class JobManager:
             with self._lock:
                 if isinstance(ev, train.Started):
                     run.device, run.precision, run.batches = ev.device, ev.precision, ev.batches_per_epoch
-                    self.store.set_device(run_id, ev.device, ev.precision)
+                    try:
+                        self.store.set_device(run_id, ev.device, ev.precision)
+                    except (sqlite3.Error, StoreError) as e:
+                        log.error("run %s: the registry could not record its device: %s", run_id, e)
                 elif isinstance(ev, train.BatchProgress):
                     run.batch, run.batches = ev.batch, ev.batches
                 elif isinstance(ev, train.EpochEnd):

@@ -32,6 +32,7 @@ from . import checkpoint, train
 from .arch import ArchSpec, count_params
 
 log = logging.getLogger(__name__)
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # errors that mean the file itself is broken
 
 STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -157,7 +158,9 @@ class RunStore:
         try:
             self._create()
             problem = self.integrity(quick=True)
-        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed", ...
+        except sqlite3.DatabaseError as e:
+            if (getattr(e, "sqlite_errorcode", 0) & 0xFF) not in _DAMAGED:  # the primary code of an extended one
+                raise  # locked, read-only, disk full...: not damage, and not a reason to set anything aside
             problem = str(e)
         if problem != "ok":
             aside = self._set_aside()
@@ -175,7 +178,7 @@ class RunStore:
 
     def _set_aside(self) -> Path:
         """Move a damaged registry (and its WAL files) out of the way, keeping it for a closer look."""
-        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
         for suffix in ("", "-wal", "-shm"):
             part = Path(f"{self.path}{suffix}")
             if part.exists():
@@ -193,15 +196,17 @@ class RunStore:
                 continue
             try:
                 run, history, finished = _run_from_checkpoint(path)
-            except (checkpoint.CheckpointError, train.ConfigError, KeyError, TypeError, ValueError) as e:
+                with self._tx() as con:  # all of a run or none of it; a second server adopting too is ignored
+                    if not self.add(run, con=con, if_new=True):
+                        continue
+                    for metrics in history:
+                        self.add_epoch(run.id, metrics, checkpoint=str(path), con=con)
+                    self.ended(run.id, "finished" if finished else "interrupted", con=con, error=None if finished
+                               else f"Restored from its checkpoint file after the registry was lost; "
+                                    f"{len(history)} of {run.epochs} epoch(s) had completed.")
+            except Exception as e:  # one unreadable file must not stop the server from starting
                 log.warning("not restoring %s: %s", path, e)
                 continue
-            self.add(run)
-            for metrics in history:
-                self.add_epoch(run.id, metrics, checkpoint=str(path))
-            self.ended(run.id, "finished" if finished else "interrupted", error=None if finished else
-                       f"Restored from its checkpoint file after the registry was lost; {len(history)} of "
-                       f"{run.epochs} epoch(s) had completed.")
             restored.append(run.id)
         return restored
 
@@ -228,13 +233,24 @@ class RunStore:
         return self.directory / f"{run_id}.pt"
 
     # ------------------------------------------------------------------ writes (the job manager's worker)
-    def add(self, run: Run) -> None:
-        with self._tx() as con:
-            con.execute(
-                "INSERT INTO runs (id, owner, who, name, spec, config, params, epochs, eligible, status, "
-                "submitted_at, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    @contextmanager
+    def _using(self, con: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
+        """The caller's transaction, or a new one."""
+        if con is not None:
+            yield con
+        else:
+            with self._tx() as new:
+                yield new
+
+    def add(self, run: Run, con: sqlite3.Connection | None = None, if_new: bool = False) -> bool:
+        """Insert a run's row; with ``if_new``, a run already there is left alone. True when a row was added."""
+        with self._using(con) as c:
+            cur = c.execute(
+                f"INSERT {'OR IGNORE ' if if_new else ''}INTO runs (id, owner, who, name, spec, config, params, "
+                "epochs, eligible, status, submitted_at, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run.id, run.owner, run.who, run.name, json.dumps(run.spec), json.dumps(run.config), run.params,
                  run.epochs, int(run.challenge_eligible), run.status, run.submitted_at, self.server))
+            return cur.rowcount == 1
 
     def started(self, run_id: str) -> None:
         self._update(run_id, status="running", started_at=time.time())
@@ -242,19 +258,21 @@ class RunStore:
     def set_device(self, run_id: str, device: str, precision: str) -> None:
         self._update(run_id, device=device, precision=precision)
 
-    def add_epoch(self, run_id: str, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+    def add_epoch(self, run_id: str, metrics: dict[str, Any], checkpoint: str | None = None,
+                  con: sqlite3.Connection | None = None) -> None:
         """One completed epoch, and (in the same transaction) the checkpoint holding its weights."""
-        with self._tx() as con:
+        with self._using(con) as con:
             con.execute("INSERT OR REPLACE INTO epochs (run_id, epoch, test_accuracy, metrics) VALUES (?, ?, ?, ?)",
                         (run_id, metrics["epoch"], metrics["test_accuracy"], json.dumps(metrics)))
             if checkpoint is not None:
                 self._update(run_id, con=con, checkpoint=checkpoint)
 
-    def ended(self, run_id: str, status: str, error: str | None = None, checkpoint: str | None = None) -> None:
+    def ended(self, run_id: str, status: str, error: str | None = None, checkpoint: str | None = None,
+              con: sqlite3.Connection | None = None) -> None:
         """The end state; ``checkpoint=None`` keeps whatever checkpoint the last completed epoch left."""
         if status in ACTIVE:
             raise StoreError(f"{status!r} is not an end state")
-        with self._tx() as con:
+        with self._using(con) as con:
             final = None
             if status == "finished":
                 row = con.execute("SELECT test_accuracy FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
@@ -269,9 +287,11 @@ class RunStore:
         run = self.get(run_id)
         if run.active:
             raise StoreError("a queued or running job cannot be deleted; cancel it first")
+        # The file first: a crash in between leaves a row without weights, never a deleted run that its
+        # checkpoint would bring back at the next start (adopt_checkpoints).
+        self.checkpoint_path(run_id).unlink(missing_ok=True)
         with self._tx() as con:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        self.checkpoint_path(run_id).unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """Mark the runs a dead server left queued or running as interrupted, keeping their epochs. Returns their ids."""
@@ -286,8 +306,6 @@ class RunStore:
                        if row["status"] == "running" else "The server stopped before this run started.")
                 self._update(row["id"], con=con, status="interrupted", error=why, ended_at=time.time())
                 recovered.append(row["id"])
-        for lock in self._server_lock(self.server).parent.glob("*.lock"):
-            self._server_alive(lock.stem)  # a dead server's lock file is removed on the way
         return recovered
 
     def _server_lock(self, server: str) -> Path:

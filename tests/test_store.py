@@ -183,7 +183,6 @@ def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_databas
     killed_at = len(RunStore.reader(tmp_path).get(run.id).history)
     store = RunStore(tmp_path)  # the restarted server
     assert store.recover() == [run.id]
-    assert [p.stem for p in (tmp_path / "servers").glob("*.lock")] == [store.server]  # the dead one's lock is gone
     after = store.get(run.id)
     assert after.status == "interrupted" and after.epoch == killed_at >= 2
     assert f"during epoch {killed_at + 1}" in after.error
@@ -302,5 +301,33 @@ def test_an_unreadable_registry_while_serving_keeps_live_runs_and_says_why(mnist
         runs = m.runs()
         assert [r.id for r in runs] == [job]  # what the server holds in memory, not a traceback
         assert "cannot be read" in m.registry_error and "restart the server" in m.registry_error
+        deadline = time.monotonic() + 60
+        while m.snapshot(job).epoch < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        snap = m.snapshot(job)
+        assert snap.status == "running" and snap.epoch >= 2  # training carries on past epochs it cannot record
+        assert checkpoint.load(m.store.checkpoint_path(job)).history[:2] == snap.history[:2]
     finally:
         m.close()
+
+
+def test_a_locked_registry_is_not_taken_for_a_damaged_one(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    store.add(a_run("keep"))
+    store.close()
+    monkeypatch.setattr(RunStore, "integrity", lambda self, quick=False: (_ for _ in ()).throw(
+        sqlite3.OperationalError("database is locked")))
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        RunStore(tmp_path)
+    monkeypatch.undo()
+    assert not list(tmp_path.glob("runs.sqlite3.damaged-*"))  # nothing set aside
+    assert [r.id for r in RunStore.reader(tmp_path).runs()] == ["keep"]
+
+
+def test_adopting_checkpoints_skips_a_bad_file_and_a_run_already_there(mnist, tmp_path):
+    ids = finished_runs(mnist, tmp_path, n=1)
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    store = RunStore(tmp_path)  # starts despite the bad file
+    assert store.adopt_checkpoints() == []  # the trained run has its row; the bad file is skipped
+    assert [r.id for r in store.runs()] == ids
+    store.close()
