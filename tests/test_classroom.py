@@ -15,9 +15,14 @@ def test_a_class_submitting_together_loses_nothing(tmp_path, monkeypatch, data_r
         r = simulate(sessions, preset="tiny", epochs=1)
         assert not r.exceptions, r.exceptions
         assert sorted(r.accepted) == list(range(sessions))  # everybody's first press got a run in
-        assert all(len(ids) == 1 for ids in r.accepted.values())  # a second one only ever while the first waited...
+        # One active job per session: a second press is accepted only once the first run has ended (the press
+        # may race the end of a one-epoch run), and refused, saying why, while it waits or trains.
+        manager = state.job_manager()
+        for ids in r.accepted.values():
+            runs = [manager.snapshot(i) for i in ids]
+            assert all(a.ended_at is not None and a.ended_at <= b.submitted_at for a, b in zip(runs, runs[1:]))
         messages = [m for ms in r.refused.values() for m in ms]
-        assert messages and all("already have a job" in m for m in messages)  # ...and so it was refused, saying why
+        assert messages and all("already have a job" in m for m in messages)
         accepted = {run_id for ids in r.accepted.values() for run_id in ids}
         assert set(r.statuses.values()) == {"finished"}
         assert r.registry_ids == accepted and r.registry_rows == len(accepted)  # exactly those rows, none lost
