@@ -90,8 +90,8 @@ def from_bytes(blob: bytes, source: str = "the file") -> Checkpoint:
     try:
         obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"unsupported GLOBAL (\S+)|Unsupported global: GLOBAL (\S+)", str(e))
-        what = f" ({next(g for g in found.groups() if g)})" if found else ""
+        found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(e))  # torch words it two ways
+        what = f" ({found.group(1)})" if found else ""
         raise CheckpointError(f"{source} was refused and not loaded: it carries objects other than tensors and "
                               f"plain data{what}, a possible pickle payload") from None
     except Exception as e:  # truncated/corrupt archives raise RuntimeError, EOFError, zipfile errors, ...

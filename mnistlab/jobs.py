@@ -170,21 +170,21 @@ class JobManager:
         return self.registry_error
 
     def runs(self, owner: str | None = None) -> list[Run]:
-        """Every run in the registry (only ``owner``'s when given), newest first, live ones up to the batch. When
-        the registry cannot be read, the runs this server holds in memory, and ``registry_error`` says why."""
+        """Every run (only ``owner``'s when given), newest first: the registry's rows, with this server's live and
+        unrecorded runs in their in-memory state. When the registry cannot be read, the in-memory runs alone, and
+        ``registry_error`` says why."""
         try:
             stored = self.store.runs(owner=owner)
             self.registry_error = None
         except sqlite3.Error as e:
             log.error("run registry unreadable: %s", e)
             self.check_registry()
-            with self._lock:
-                memory = {**self._unrecorded, **self._live}
-                return [copy.deepcopy(r) for r in sorted(memory.values(), key=lambda r: -r.submitted_at)
-                        if owner is None or r.owner == owner]
+            stored = []
         with self._lock:
-            memory = {**self._unrecorded, **self._live}
-            return [copy.deepcopy(memory[r.id]) if r.id in memory else r for r in stored]
+            memory = {r.id: copy.deepcopy(r) for r in (*self._unrecorded.values(), *self._live.values())
+                      if owner is None or r.owner == owner}
+        merged = [memory.pop(r.id, r) for r in stored] + list(memory.values())
+        return sorted(merged, key=lambda r: -r.submitted_at)
 
     def queue(self) -> list[Run]:
         """The running job, then the queued ones in the order they will run."""

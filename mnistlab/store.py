@@ -336,11 +336,8 @@ class RunStore:
 
     def _update(self, run_id: str, con: sqlite3.Connection | None = None, **values: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in values)
-        if con is None:
-            with self._tx() as con:
-                cur = con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), run_id))
-        else:
-            cur = con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), run_id))
+        with self._using(con) as c:
+            cur = c.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), run_id))
         if cur.rowcount == 0:
             raise StoreError(f"no run {run_id!r}")
 
