@@ -49,6 +49,9 @@ CANDIDATES = {
         "two pools, [8,10] [14,18] [20]": _blocks(([8, 10], True, None), ([14, 18], True, None), ([20], False, None)),
         "two pools, [8,12] [14,16] [20], second block padded": _blocks(
             ([8, 12], True, None), ([14, 16], True, None, 1), ([20], False, None)),
+        "two pools, [8,14] [16,20], 3x3 head": {
+            "blocks": _blocks(([8, 14], True, None), ([16, 20], True, None)), "head": "conv3"},
+        "two pools, [8,12] [12,16] [24]": _blocks(([8, 12], True, None), ([12, 16], True, None), ([24], False, None)),
     },
 }
 
@@ -71,16 +74,19 @@ RECIPE_CHANGES = {
     "adamw lr 0.02": {"optimizer": "adamw", "lr": 0.02},
     "adamw lr 0.005": {"optimizer": "adamw", "lr": 0.005},
     "adamw lr 0.04": {"optimizer": "adamw", "lr": 0.04},
+    "ema 0.998": {"ema": 0.998},
+    "ema 0.999": {"ema": 0.999},
 }
 
 
-def candidates(budget: str, search: str) -> dict[str, tuple[list[dict], dict]]:
-    """label -> (blocks, recipe) for one search."""
+def candidates(budget: str, search: str) -> dict[str, tuple[dict, dict]]:
+    """label -> (changes to the preset's spec, recipe) for one search. A layout is its blocks, or a dict of spec
+    fields where more than the blocks change."""
     recipe = train.RECIPES[budget]
     if search == "layout":
-        return {label: (blocks, recipe) for label, blocks in CANDIDATES[budget].items()}
-    blocks = arch.preset(budget).to_dict()["blocks"]
-    return {label: (blocks, {**recipe, **change}) for label, change in RECIPE_CHANGES.items()}
+        return {label: (layout if isinstance(layout, dict) else {"blocks": layout}, recipe)
+                for label, layout in CANDIDATES[budget].items()}
+    return {label: ({}, {**recipe, **change}) for label, change in RECIPE_CHANGES.items()}
 
 
 def main() -> None:
@@ -96,10 +102,10 @@ def main() -> None:
     means = {}
     for seed in args.seeds:
         mnist = data.load(validation=args.validation, seed=seed, fetch=False)
-        for label, (blocks, recipe) in candidates(args.budget, args.search).items():
+        for label, (changes, recipe) in candidates(args.budget, args.search).items():
             if args.candidates and label not in args.candidates:
                 continue
-            spec = arch.ArchSpec.from_dict({**base, "blocks": blocks, "name": args.budget})
+            spec = arch.ArchSpec.from_dict({**base, **changes, "name": args.budget})
             cfg = train.TrainConfig(**{**recipe, "seed": seed, "validation": args.validation})
             r = train.train(spec, cfg, mnist)
             val = [round(e.validation_accuracy, 2) for e in r.history]
@@ -107,7 +113,8 @@ def main() -> None:
             emit({"budget": args.budget, "search": args.search, "candidate": label,
                   "params": arch.count_params(spec), "seed": seed, "epochs": cfg.epochs,
                   "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
-                  "augment": cfg.augment, "clean_epochs": cfg.clean_epochs, "optimizer": cfg.optimizer,
+                  "augment": cfg.augment, "clean_epochs": cfg.clean_epochs, "ema": cfg.ema,
+                  "optimizer": cfg.optimizer,
                   "label_smoothing": cfg.label_smoothing, "precision": r.precision,
                   "validation_last3": val[-3:],
                   "test_final_for_the_record": round(r.history[-1].test_accuracy, 2),

@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
 
     spec = _spec_from_args(args)
     names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "augment",
-             "clean_epochs", "seed", "device", "precision", "train_subset", "validation")
+             "clean_epochs", "ema", "seed", "device", "precision", "train_subset", "validation")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     base = train.recipe(spec.name) if args.spec is None else train.TrainConfig()
     cfg = train.TrainConfig.from_dict({**base.to_dict(), **overrides})
@@ -181,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--label-smoothing", type=float)
     sp.add_argument("--augment", type=float, help="augmentation strength, 0 = off")
     sp.add_argument("--clean-epochs", type=int, help="train the last N epochs without augmentation")
+    sp.add_argument("--ema", type=float, help="evaluate and save a moving average of the weights (decay per step, "
+                                              "e.g. 0.998; 0 = off)")
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda, mps")
     sp.add_argument("--precision", choices=train.PRECISIONS)

@@ -50,6 +50,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: float = 0.5  # strength of the random affine (0 = off, 1 = rotation 8 deg, scale 8 %, shift 2 px)
     clean_epochs: int = 0  # train the last N epochs on unaugmented images
+    ema: float = 0.0  # evaluate and keep a moving average of the weights, this decay per step (0 = off)
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto: bf16 on CUDA / CPUs with native bf16, else fp32
@@ -100,6 +101,7 @@ class TrainConfig:
         number("weight_decay", 0.0, 0.1)
         number("label_smoothing", 0.0, 0.5)
         number("augment", 0.0, 3.0)
+        number("ema", 0.0, 0.9999)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -310,7 +312,12 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
     sched = _scheduler(opt, cfg, cfg.epochs * len(loader))
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
 
-    result = TrainResult(spec, cfg, model, "finished", device=device_name(dev), precision=precision)
+    ema = None
+    if cfg.ema > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    result = TrainResult(spec, cfg, model if ema is None else ema.module, "finished", device=device_name(dev),
+                         precision=precision)
     emit(Started(result.device, precision, count_params(spec), cfg.epochs, len(loader), len(train_split)))
     report_every = max(1, len(loader) // 50)
     for epoch in range(1, cfg.epochs + 1):
@@ -333,6 +340,8 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
@@ -343,10 +352,10 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
         seconds = time.perf_counter() - t0
         result.train_seconds += seconds
         t1 = time.perf_counter()
-        test_loss, test_acc = evaluate(model, data.test, dev, cfg.eval_batch_size, cfg.channels_last)
+        test_loss, test_acc = evaluate(result.model, data.test, dev, cfg.eval_batch_size, cfg.channels_last)
         val_acc = None
         if data.validation is not None:
-            val_acc = evaluate(model, data.validation, dev, cfg.eval_batch_size, cfg.channels_last)[1]
+            val_acc = evaluate(result.model, data.validation, dev, cfg.eval_batch_size, cfg.channels_last)[1]
         end = EpochEnd(epoch, cfg.epochs, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss,
                        test_acc, seconds, time.perf_counter() - t1, opt.param_groups[0]["lr"], val_acc)
         result.history.append(end)

@@ -62,8 +62,8 @@ def test_data_command_reports_where_the_data_is(data_root):
 @pytest.mark.slow
 def test_train_then_eval_a_quick_run(data_root, tmp_path):
     ck = tmp_path / "quick.pt"
-    proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "2000", "--clean-epochs", "1", "--quiet",
-               "--out", str(ck), root=data_root)
+    proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "2000", "--clean-epochs", "1",
+               "--ema", "0.9", "--quiet", "--out", str(ck), root=data_root)
     assert "epoch  1/1" in proc.stdout and "final test accuracy" in proc.stdout
     assert "[FAIL] trained on all 60,000 training images" in proc.stdout  # the verdict on every challenge rule
     assert "[ok] fewer than 20 epochs (1)" in proc.stdout
@@ -71,7 +71,7 @@ def test_train_then_eval_a_quick_run(data_root, tmp_path):
     saved = json.loads(ck.with_suffix(".json").read_text())
     history = saved["history"]
     assert len(history) == 1
-    assert saved["config"]["clean_epochs"] == 1 and saved["config"]["epochs"] == 1
+    assert saved["config"]["clean_epochs"] == 1 and saved["config"]["epochs"] == 1 and saved["config"]["ema"] == 0.9
     out = json.loads(run("eval", "--checkpoint", str(ck), "--json", root=data_root).stdout)
     assert out["params"] == arch.count_params(arch.preset("tiny"))
     assert out["test_accuracy"] == pytest.approx(history[0]["test_accuracy"], abs=0.01)

@@ -62,6 +62,27 @@ def test_clean_epochs_train_the_last_epochs_without_augmentation(mnist, monkeypa
     assert calls == [100] * 12  # 6 batches in each of the first two epochs, none in the last
 
 
+def test_ema_evaluates_and_keeps_the_averaged_weights(mnist):
+    spec = arch.preset("tiny")
+    cfg = TrainConfig(epochs=1, train_subset=1200, batch_size=100, lr=0.1, device="cpu")
+    live = train.train(spec, cfg, mnist)
+    averaged = train.train(spec, TrainConfig(**{**cfg.to_dict(), "ema": 0.999}), mnist)
+    torch.manual_seed(cfg.seed)
+    init = arch.build(spec).state_dict()
+    key = "layers.0.weight"
+
+    def moved(model):
+        return (model.state_dict()[key] - init[key]).norm().item()
+
+    # a slow average of 12 steps stays close to where training started; the live weights moved on
+    assert moved(averaged.model) < 0.2 * moved(live.model)
+    # what is reported, and what a checkpoint would save, is the averaged network
+    reported = averaged.history[0].test_accuracy
+    assert reported == train.evaluate(averaged.model, mnist.test, batch_size=cfg.eval_batch_size,
+                                      channels_last=cfg.channels_last)[1]
+    assert reported != live.history[0].test_accuracy
+
+
 def test_validation_split_is_evaluated_when_asked(data_root):
     from mnistlab import data
 
@@ -77,6 +98,7 @@ def test_validation_split_is_evaluated_when_asked(data_root):
     ({"precision": "int4"}, "precision must be one of"),
     ({"train_subset": 0}, "train_subset must be"),
     ({"epochs": 3, "clean_epochs": 4}, "clean_epochs must be a whole number from 0 to 3"),
+    ({"ema": 1.0}, "ema must be a number from 0.0 to 0.9999"),
 ])
 def test_bad_configs_are_refused_with_a_message(changes, message):
     with pytest.raises(ConfigError, match=message):
