@@ -66,6 +66,7 @@ RECIPE_CHANGES = {
     "augment 0.75": {"augment": 0.75},
     "lr 0.15": {"lr": 0.15},
     "lr 0.2": {"lr": 0.2},
+    "lr 0.3": {"lr": 0.3},
     "label smoothing 0.1": {"label_smoothing": 0.1},
     "fp32 (no bf16 autocast)": {"precision": "fp32"},
     "last epoch unaugmented": {"clean_epochs": 1},
