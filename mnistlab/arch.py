@@ -225,6 +225,7 @@ def _out_size(size: int, layer: LayerPlan) -> int:
 
 def validate(spec: ArchSpec) -> None:
     """Raise SpecError naming the first problem; silent for a valid spec."""
+    _check_types(spec)
     if not spec.blocks:
         raise SpecError("the network needs at least one block of 3x3 convolutions")
     if spec.head not in HEADS:
@@ -255,6 +256,30 @@ def validate(spec: ArchSpec) -> None:
     if total > MAX_PARAMS:
         raise SpecError(f"{total:,} parameters is over the limit of {MAX_PARAMS:,} "
                         "(it keeps one network from hogging a shared server)")
+
+
+def _check_types(spec: ArchSpec) -> None:
+    """A spec built in Python rather than parsed by ``from_dict`` gets the same clear errors for wrong types."""
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(spec.blocks, (tuple, list)) or not all(isinstance(b, Block) for b in spec.blocks):
+        raise SpecError("blocks must be a list of Block")
+    for i, b in enumerate(spec.blocks, 1):
+        if not isinstance(b.widths, (tuple, list)) or not all(whole(w) for w in b.widths):
+            raise SpecError(f"block {i}: widths must be whole numbers")
+        if not whole(b.padding):
+            raise SpecError(f"block {i} padding must be a whole number")
+        if not (b.transition is None or whole(b.transition)):
+            raise SpecError(f"block {i} transition must be a whole number")
+        _bool(b.pool, f"block {i} pool")
+    for key in ("name", "head", "order"):
+        if not isinstance(getattr(spec, key), str):
+            raise SpecError(f"{key} must be text")
+    if isinstance(spec.dropout, bool) or not isinstance(spec.dropout, (int, float)):
+        raise SpecError("dropout must be a number")
+    for key in ("batchnorm", "bias", "last_conv_bn"):
+        _bool(getattr(spec, key), key)
 
 
 def count_params(spec: ArchSpec) -> int:

@@ -126,7 +126,10 @@ def _from_payload(obj: Any, source: str) -> Checkpoint:
     if not isinstance(config, dict) or not isinstance(history, list) or not isinstance(meta, dict):
         raise CheckpointError(f"{source} has malformed config/history/meta")
     ckpt = Checkpoint(spec, state, config, history, meta)
-    ckpt.model()  # raises CheckpointError when the weights do not fit the spec
+    try:
+        ckpt.model()
+    except CheckpointError as e:
+        raise CheckpointError(f"{source}: {e}") from None
     return ckpt
 
 

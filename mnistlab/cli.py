@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import arch, checkpoint, data, train
+from . import arch, checkpoint, data, export, train
 
 
 def _spec_from_args(args) -> arch.ArchSpec:
@@ -32,7 +32,10 @@ class UsageError(ValueError):
 
 def _checkpoint_path(out: str | None, spec: arch.ArchSpec, cfg: train.TrainConfig) -> Path:
     """Where ``train`` will save, checked before training so that a bad --out never costs the run."""
-    path = Path(out) if out else Path("runs") / f"{spec.name}-seed{cfg.seed}.pt"
+    path = Path(out) if out else Path("runs") / f"{export.safe_name(spec)}-seed{cfg.seed}.pt"
+    if path.suffix.lower() == ".json":
+        raise UsageError(f"--out {out}: the history is written beside the checkpoint as .json; "
+                         f"give the checkpoint another name, such as {path.with_suffix('.pt')}")
     if path.is_dir():
         raise UsageError(f"--out {out} is a folder; give a file name such as {path / (spec.name + '.pt')}")
     probe = path.with_name(path.name + ".part")  # the name checkpoint.save writes first

