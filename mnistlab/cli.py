@@ -37,7 +37,7 @@ def _checkpoint_path(out: str | None, spec: arch.ArchSpec, cfg: train.TrainConfi
         raise UsageError(f"--out {out}: the history is written beside the checkpoint as .json; "
                          f"give the checkpoint another name, such as {path.with_suffix('.pt')}")
     if path.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name such as {path / (spec.name + '.pt')}")
+        raise UsageError(f"--out {out} is a folder; give a file name such as {path / (export.safe_name(spec) + '.pt')}")
     probe = path.with_name(path.name + ".part")  # the name checkpoint.save writes first
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
