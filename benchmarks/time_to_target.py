@@ -13,7 +13,16 @@ import statistics
 
 from _common import emit, machine
 
-from mnistlab import arch, data, train
+from mnistlab import arch, data, distill, train
+
+
+def _teacher(cfg: train.TrainConfig) -> dict:
+    """A taught preset's figures leave out its teacher's training; these say how much that was."""
+    if not cfg.distill_from:
+        return {}
+    t = distill.load(cfg.distill_from)
+    return {"distill_from": cfg.distill_from, "teacher_epochs": len(t.history),
+            "teacher_train_seconds": round(t.meta.get("train_seconds", 0.0), 1)}
 
 
 def main() -> None:
@@ -39,7 +48,7 @@ def main() -> None:
             rec = {"preset": name, "params": arch.count_params(spec), "seed": seed, "epochs": cfg.epochs,
                    "precision": res.precision, "device": res.device,
                    "final_test_accuracy": res.final_test_accuracy, "train_seconds": round(res.train_seconds, 1),
-                   "per_epoch": [round(h.test_accuracy, 2) for h in res.history]}
+                   "per_epoch": [round(h.test_accuracy, 2) for h in res.history], **_teacher(cfg)}
             emit(rec)
             runs.append(rec)
         accs = [r["final_test_accuracy"] for r in runs]

@@ -90,19 +90,22 @@ def cmd_train(args) -> int:
 
     spec = _spec_from_args(args)
     names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "augment",
-             "clean_epochs", "ema", "seed", "device", "precision", "train_subset", "validation")
+             "clean_epochs", "ema", "distill_from", "distill_weight", "distill_temperature", "seed", "device", "precision",
+             "train_subset", "validation")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     base = train.recipe(spec.name) if args.spec is None else train.TrainConfig()
     cfg = train.TrainConfig.from_dict({**base.to_dict(), **overrides})
     out = _checkpoint_path(args.out, spec, cfg)
+    train.load_teacher(cfg)  # a network that cannot be learnt from is refused before the data is loaded
     d = data.load(args.root, validation=cfg.validation, seed=cfg.seed, log=print)
     bar = None
 
     def on_event(ev):
         nonlocal bar
         if isinstance(ev, train.Started):
+            taught = f", learning from {cfg.distill_from} too" if cfg.distill_from else ""
             print(f"Training {spec.name} ({ev.params:,} params) on {ev.device}, {ev.precision}, "
-                  f"{ev.train_images:,} images, {ev.epochs} epochs")
+                  f"{ev.train_images:,} images, {ev.epochs} epochs{taught}")
         elif isinstance(ev, train.BatchProgress):
             if bar is None:
                 bar = tqdm(total=ev.batches, desc=f"epoch {ev.epoch}", leave=False, disable=args.quiet)
@@ -186,6 +189,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--clean-epochs", type=int, help="train the last N epochs without augmentation")
     sp.add_argument("--ema", type=float, help="evaluate and save a moving average of the weights (decay per step, "
                                               "e.g. 0.998; 0 = off)")
+    sp.add_argument("--distill-from", metavar="NAME|CHECKPOINT",
+                    help="learn from this trained network's predictions too (distillation): a shipped preset's name "
+                         "such as best, or a checkpoint")
+    sp.add_argument("--distill-weight", type=float, help="share of the loss given to that network (0-1)")
+    sp.add_argument("--distill-temperature", type=float, help="softening of that network's probabilities")
     sp.add_argument("--seed", type=int)
     sp.add_argument("--device", help="auto, cpu, cuda, mps")
     sp.add_argument("--precision", choices=train.PRECISIONS)

@@ -401,3 +401,20 @@ def test_an_unreadable_registry_is_reported_on_every_page_without_a_traceback():
         at = page(view).run()
         assert not at.exception, view
         assert any("The run registry cannot be read" in e.value for e in at.error), view
+
+
+def test_the_train_page_teaches_with_the_shipped_best_when_asked():
+    at = page("views/2_Train.py")
+    at.session_state["spec"] = arch.preset("tiny").to_dict()  # no preset's recipe distils: the toggle starts off
+    at.run()
+    teach = next(t for t in at.toggle if "distillation" in t.label)
+    assert teach.value is False
+    teach.set_value(True)
+    start_quick_run(at, epochs=1)
+    wait_for(at, lambda a: any(m.label.startswith("Final test accuracy") for m in a.metric))
+    assert not at.exception
+    from mnistlab.ui import state
+
+    assert state.job_manager().snapshot(at.session_state["job_id"]).config["distill_from"] == "best"
+    rules = " ".join(m.value for m in at.markdown)
+    assert "fewer than 20 epochs, counting those of the network it learnt from (1 + 4 for best = 5)" in rules

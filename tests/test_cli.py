@@ -64,15 +64,17 @@ def test_data_command_reports_where_the_data_is(data_root):
 def test_train_then_eval_a_quick_run(data_root, tmp_path):
     ck = tmp_path / "quick.pt"
     proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "2000", "--clean-epochs", "1",
-               "--ema", "0.9", "--quiet", "--out", str(ck), root=data_root)
+               "--ema", "0.9", "--distill-from", "best", "--quiet", "--out", str(ck), root=data_root)
     assert "epoch  1/1" in proc.stdout and "final test accuracy" in proc.stdout
     assert "[FAIL] trained on all 60,000 training images" in proc.stdout  # the verdict on every challenge rule
-    assert "[ok] fewer than 20 epochs (1)" in proc.stdout
+    assert "learning from best too" in proc.stdout
+    assert "[ok] fewer than 20 epochs, counting those of the network it learnt from (1 + 4 for best = 5)" in proc.stdout
     assert ck.exists() and ck.with_suffix(".json").exists()
     saved = json.loads(ck.with_suffix(".json").read_text())
     history = saved["history"]
     assert len(history) == 1
     assert saved["config"]["clean_epochs"] == 1 and saved["config"]["epochs"] == 1 and saved["config"]["ema"] == 0.9
+    assert saved["config"]["distill_from"] == "best"
     out = json.loads(run("eval", "--checkpoint", str(ck), "--json", root=data_root).stdout)
     assert out["params"] == arch.count_params(arch.preset("tiny"))
     assert out["test_accuracy"] == pytest.approx(history[0]["test_accuracy"], abs=0.01)
@@ -90,6 +92,12 @@ def test_train_refuses_an_unusable_out_path_before_training(data_root, tmp_path)
     proc = run("train", "--preset", "tiny", "--out", str(tmp_path / "q.json"), root=data_root, check=False)
     assert proc.returncode == 2 and "history is written beside the checkpoint" in proc.stderr
     assert not (tmp_path / "q.json").exists()
+
+
+def test_distilling_from_a_network_that_is_not_there_is_refused_before_training(data_root, tmp_path):
+    proc = run("train", "--preset", "tiny", "--distill-from", str(tmp_path / "nope.pt"), root=data_root, check=False)
+    assert proc.returncode == 2 and "neither a shipped preset" in proc.stderr and "Traceback" not in proc.stderr
+    assert "epoch" not in proc.stdout
 
 
 def test_the_default_checkpoint_path_stays_in_runs_whatever_the_spec_is_called(tmp_path, monkeypatch):

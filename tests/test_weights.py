@@ -12,6 +12,8 @@ def test_every_preset_ships_weights_with_the_command_that_made_them():
         log = path.with_suffix(".txt").read_text()
         assert log.startswith(f"$ python3 -m mnistlab train --preset {name} ")
         assert "final test accuracy" in log
+        config = checkpoint.load(path).config  # made with the recipe the preset ships with now
+        assert {k: config.get(k) for k in train.RECIPES[name]} == train.RECIPES[name], name
 
 
 # Measured gaps, kept visible: a preset whose shipped weights are under 99.4 % goes here with its figure (see

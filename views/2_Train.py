@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnistlab import arch, train
+from mnistlab import arch, distill, train
 from mnistlab.jobs import JobError
 from mnistlab.ui import figures, outcome, state
 
@@ -17,6 +17,10 @@ st.text(f"Network: {spec.name}, {summary.total_params:,} parameters "  # the nam
         "Change it on the Architecture page.")
 
 recipe = train.recipe(spec.name)
+try:
+    teacher_epochs = sum(epochs for _, epochs, _ in distill.lineage("best"))
+except distill.TeacherError:  # the shipped weights are missing or damaged: nothing to learn from
+    teacher_epochs = None
 with st.form("settings"):
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("epochs", 1, manager.max_epochs, value=recipe.epochs)
@@ -24,12 +28,18 @@ with st.form("settings"):
     lr = c3.number_input("learning rate (peak)", 0.001, 1.0, value=recipe.lr, step=0.01, format="%.3f")
     augment = c4.toggle("augmentation", value=recipe.augment > 0,
                         help="random rotation, scale and shift of each training image")
+    teach = st.toggle("learn from the shipped best network too (distillation)", disabled=teacher_epochs is None,
+                      value=recipe.distill_from is not None and teacher_epochs is not None,
+                      help="Besides the labels, your network learns from the best network's probabilities "
+                           "(\"a 7, a little like a 1\"), which tells a small network more per image. Its "
+                           f"{teacher_epochs} training epochs count towards the 20-epoch limit.")
     quick = st.toggle("quick mode: train on 5,000 images (fast, but not challenge-eligible)", value=False)
     start = st.form_submit_button("Start training", type="primary")
 
 if start:
     cfg = train.TrainConfig(**{**recipe.to_dict(), "epochs": int(epochs), "batch_size": int(batch_size),
                                "lr": float(lr), "augment": recipe.augment if augment else 0.0,
+                               "distill_from": (recipe.distill_from or "best") if teach else None,
                                "train_subset": 5000 if quick else None})
     try:
         st.session_state.job_id = manager.submit(spec, cfg, owner=me, who=state.who())

@@ -1,0 +1,79 @@
+"""Learning from a teacher (knowledge distillation): a trained network's softened predictions as extra targets.
+
+A label says only "this is a 7"; a trained teacher's probabilities also say "and it looks a little like a 1", which
+tells a small student more per image. The student's loss mixes the two:
+
+    (1 - w) * cross_entropy(student, labels) + w * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+
+(T^2 keeps the soft part's gradients on the same scale whatever the temperature T.) The teacher's own training counts
+towards the challenge's epoch limit: its epochs are added to the student's.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .arch import count_params
+
+MAX_CHAIN = 5  # a teacher that learnt from a teacher...: deeper than this is refused (and a cycle cannot loop)
+
+
+class TeacherError(ValueError):
+    """A teacher that cannot be used; the message says why."""
+
+
+def teacher_path(name: str) -> Path:
+    """A shipped preset's name (``"best"``) means its shipped weights; anything else is a checkpoint path."""
+    return checkpoint.shipped().get(name) or Path(name)
+
+
+@lru_cache(maxsize=16)
+def _load(path: str, mtime_ns: int, size: int) -> checkpoint.Checkpoint:
+    return checkpoint.load(path)  # keyed by mtime and size too, so a replaced file is read again
+
+
+def load(name: str) -> checkpoint.Checkpoint:
+    """The teacher's checkpoint, read with the safe loader."""
+    path = teacher_path(name)
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise TeacherError(f"the network to learn from, {name!r}, is neither a shipped preset ({', '.join(checkpoint.shipped())}) "
+                           f"nor a readable checkpoint: {e.strerror or e}") from None
+    try:
+        return _load(str(path), stat.st_mtime_ns, stat.st_size)
+    except checkpoint.CheckpointError as e:
+        raise TeacherError(f"the network to learn from, {name!r}, cannot be used: {e}") from None
+
+
+def model(name: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The teacher network, in eval mode, its weights frozen."""
+    try:
+        net = load(name).model(device)
+    except checkpoint.CheckpointError as e:
+        raise TeacherError(f"the network to learn from, {name!r}, cannot be used: {e}") from None
+    return net.requires_grad_(False)
+
+
+def lineage(name: str) -> list[tuple[str, int, int]]:
+    """(name, epochs, parameters) for the teacher, its own teacher, and so on."""
+    chain: list[tuple[str, int, int]] = []
+    while name:
+        if len(chain) == MAX_CHAIN:
+            raise TeacherError(f"more than {MAX_CHAIN} teachers in a chain")
+        ckpt = load(name)
+        chain.append((name, len(ckpt.history), count_params(ckpt.spec)))
+        name = ckpt.config.get("distill_from") or ""
+    return chain
+
+
+def loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The soft part of the loss: T^2 * KL(teacher || student), both softened by T, averaged over the batch."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                    log_target=True, reduction="batchmean") * (t * t)
