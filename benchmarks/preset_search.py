@@ -102,9 +102,10 @@ def _teacher_record(cfg: train.TrainConfig, teachers: dict) -> dict:
     if not cfg.distill_from:
         return {}
     t = teachers[cfg.distill_from]
+    val = t.history[-1].validation_accuracy
     return {"distill_from": f"{cfg.distill_from}, trained on the same split", "distill_weight": cfg.distill_weight,
             "distill_temperature": cfg.distill_temperature,
-            "teacher_final_validation": round(t.history[-1].validation_accuracy, 2),
+            "teacher_final_validation": None if val is None else round(val, 2),
             "teacher_train_seconds": round(t.train_seconds, 1)}
 
 

@@ -11,6 +11,7 @@ towards the challenge's epoch limit: its epochs are added to the student's.
 
 from __future__ import annotations
 
+import stat
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,8 +28,14 @@ class TeacherError(ValueError):
     """A teacher that cannot be used; the message says why."""
 
 
+def plausible_name(name: object) -> bool:
+    """A string that can name a network to learn from (a preset or a path); says nothing of whether it exists."""
+    return isinstance(name, str) and 0 < len(name) <= 500 and "\0" not in name
+
+
 def teacher_path(name: str) -> Path:
-    """A shipped preset's name (``"best"``) means its shipped weights; anything else is a checkpoint path."""
+    """A shipped preset's name (``"best"``) means its shipped weights; anything else is a checkpoint path (relative
+    to the current folder)."""
     return checkpoint.shipped().get(name) or Path(name)
 
 
@@ -39,14 +46,18 @@ def _load(path: str, mtime_ns: int, size: int) -> checkpoint.Checkpoint:
 
 def load(name: str) -> checkpoint.Checkpoint:
     """The teacher's checkpoint, read with the safe loader."""
+    if not plausible_name(name):
+        raise TeacherError(f"{name!r} cannot name a network to learn from")
     path = teacher_path(name)
     try:
-        stat = path.stat()
+        info = path.stat()
     except OSError as e:
-        raise TeacherError(f"the network to learn from, {name!r}, is neither a shipped preset ({', '.join(checkpoint.shipped())}) "
-                           f"nor a readable checkpoint: {e.strerror or e}") from None
+        raise TeacherError(f"the network to learn from, {name!r}, is neither a shipped preset "
+                           f"({', '.join(checkpoint.shipped())}) nor a readable checkpoint: {e.strerror or e}") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > checkpoint.MAX_BYTES:  # never read a device, pipe or giant
+        raise TeacherError(f"the network to learn from, {name!r}, is not a checkpoint file")
     try:
-        return _load(str(path), stat.st_mtime_ns, stat.st_size)
+        return _load(str(path), info.st_mtime_ns, info.st_size)
     except checkpoint.CheckpointError as e:
         raise TeacherError(f"the network to learn from, {name!r}, cannot be used: {e}") from None
 
@@ -61,15 +72,33 @@ def model(name: str, device: torch.device | str = "cpu") -> torch.nn.Module:
 
 
 def lineage(name: str) -> list[tuple[str, int, int]]:
-    """(name, epochs, parameters) for the teacher, its own teacher, and so on."""
+    """(name, epochs, parameters) for the teacher, its own teacher, and so on: from the files, or from the chain a
+    checkpoint recorded when it was trained."""
     chain: list[tuple[str, int, int]] = []
     while name:
-        if len(chain) == MAX_CHAIN:
-            raise TeacherError(f"more than {MAX_CHAIN} teachers in a chain")
         ckpt = load(name)
         chain.append((name, len(ckpt.history), count_params(ckpt.spec)))
-        name = ckpt.config.get("distill_from") or ""
+        recorded = ckpt.config.get("distill_chain")
+        if recorded is not None:
+            chain += _links(recorded, name)
+            name = ""
+        else:
+            name = ckpt.config.get("distill_from") or ""
+            if name and not plausible_name(name):
+                raise TeacherError(f"{chain[-1][0]!r} names what it learnt from with something that is not a name")
+        if len(chain) > MAX_CHAIN:
+            raise TeacherError(f"more than {MAX_CHAIN} networks learnt from one another in a chain")
     return chain
+
+
+def _links(recorded: object, source: str) -> list[tuple[str, int, int]]:
+    def link_ok(link: object) -> bool:
+        return (isinstance(link, (list, tuple)) and len(link) == 3 and plausible_name(link[0])
+                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in link[1:]))
+
+    if not isinstance(recorded, (list, tuple)) or not recorded or not all(map(link_ok, recorded)):
+        raise TeacherError(f"{source!r} carries a damaged record of what it learnt from")
+    return [tuple(link) for link in recorded]
 
 
 def loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

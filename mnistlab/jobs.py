@@ -99,6 +99,7 @@ class JobManager:
         validate(spec)
         config.validate()
         train.load_teacher(config)  # refused now, not when the job's turn comes
+        config = config.with_distill_chain()
         if config.epochs > self.max_epochs:
             raise JobError(f"this server trains at most {self.max_epochs} epochs per run (you asked for "
                            f"{config.epochs})")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,6 +57,9 @@ class TrainConfig:
     distill_from: str | None = None
     distill_weight: float = 0.5  # the share of the loss given to its soft targets
     distill_temperature: float = 1.5  # how much its probabilities are softened
+    # (name, epochs, parameters) of distill_from and of what it learnt from, recorded when training is set up: the
+    # rules read this record, so a teacher retrained or deleted later does not change an old run's verdict
+    distill_chain: tuple[tuple[str, int, int], ...] | None = None
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto: bf16 on CUDA / CPUs with native bf16, else fp32
@@ -65,8 +68,24 @@ class TrainConfig:
     validation: int = 0  # hold N training images out as a validation split (evaluated, never trained on)
     eval_batch_size: int = 256  # measured: 256 evaluates 10k in 0.9 s here, 1000 in 2.6 s
 
+    def __post_init__(self) -> None:
+        if isinstance(self.distill_chain, list):  # from JSON; a malformed one is left for validate() to name
+            chain = tuple(tuple(link) if isinstance(link, list) else link for link in self.distill_chain)
+            object.__setattr__(self, "distill_chain", chain)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def with_distill_chain(self) -> "TrainConfig":
+        """This config with ``distill_chain`` recorded from the files as they are now (a ConfigError if the network
+        to learn from cannot be read); unchanged without ``distill_from`` or with a chain already recorded."""
+        if not self.distill_from or self.distill_chain is not None:
+            return self
+        try:
+            chain = tuple(distill.lineage(self.distill_from))
+        except distill.TeacherError as e:
+            raise ConfigError(str(e)) from None
+        return replace(self, distill_chain=chain)
 
     @classmethod
     def from_dict(cls, d: Any) -> "TrainConfig":
@@ -110,9 +129,15 @@ class TrainConfig:
         number("ema", 0.0, 0.9999)
         number("distill_weight", 0.0, 1.0)
         number("distill_temperature", 0.5, 20.0)
-        if self.distill_from is not None and (not isinstance(self.distill_from, str)
-                                              or not 0 < len(self.distill_from) <= 500):
+        if self.distill_from is not None and not distill.plausible_name(self.distill_from):
             raise ConfigError("distill_from must be a shipped preset's name or a checkpoint path")
+        chain = self.distill_chain
+        if chain is not None and not (
+                self.distill_from and isinstance(chain, tuple) and 0 < len(chain) <= distill.MAX_CHAIN
+                and all(isinstance(link, tuple) and len(link) == 3 and distill.plausible_name(link[0])
+                        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in link[1:])
+                        for link in chain)):
+            raise ConfigError("distill_chain must list (name, epochs, parameters) of the networks it learnt from")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -148,7 +173,7 @@ def _training_rules(cfg: TrainConfig) -> list[tuple[str, bool]]:
     if not cfg.distill_from:
         return [(f"fewer than 20 epochs ({cfg.epochs})", cfg.epochs < 20)]
     try:
-        chain = distill.lineage(cfg.distill_from)
+        chain = cfg.distill_chain or distill.lineage(cfg.distill_from)  # configs from before the chain was recorded
     except distill.TeacherError as e:
         return [(f"fewer than 20 epochs: {e}", False)]
     epochs = cfg.epochs + sum(n for _, n, _ in chain)
@@ -333,9 +358,12 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
     """Train ``spec`` with ``config``; events go to ``on_event``; ``on_epoch`` gets the result so far (model and
     history) after each epoch, before the epoch's event, e.g. to save a checkpoint; ``cancel`` stops within a batch.
     ``teacher``: a network to distil from in place of the one ``config.distill_from`` names (e.g. one trained on the
-    same validation split); it is put in eval mode."""
+    same validation split), which must still name one, for the record; it is put in eval mode."""
     cfg = config or TrainConfig()
     cfg.validate()
+    if teacher is not None and not cfg.distill_from:
+        raise ConfigError("a network to learn from was given, but the config's distill_from does not say which")
+    cfg = cfg.with_distill_chain()
     emit = on_event or (lambda event: None)
     dev = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, dev)
@@ -381,11 +409,12 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
                 return result
             with _autocast(dev, precision):
                 logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                label_loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                loss = label_loss
                 if teacher is not None:
                     with torch.no_grad():
                         soft = teacher(x).float()
-                    loss = ((1 - cfg.distill_weight) * loss
+                    loss = ((1 - cfg.distill_weight) * label_loss
                             + cfg.distill_weight * distill.loss(logits.float(), soft, cfg.distill_temperature))
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -394,11 +423,11 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
             sched.step()
             if ema is not None:
                 ema.update_parameters(model)
-            loss_sum += loss.detach() * len(y)
+            loss_sum += label_loss.detach() * len(y)  # the loss on the labels, comparable with or without a teacher
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             if b % report_every == 0 or b == len(loader):
-                emit(BatchProgress(epoch, b, len(loader), loss.item()))
+                emit(BatchProgress(epoch, b, len(loader), label_loss.item()))
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t0

@@ -415,6 +415,8 @@ def test_the_train_page_teaches_with_the_shipped_best_when_asked():
     assert not at.exception
     from mnistlab.ui import state
 
-    assert state.job_manager().snapshot(at.session_state["job_id"]).config["distill_from"] == "best"
+    config = state.job_manager().snapshot(at.session_state["job_id"]).config
+    assert config["distill_from"] == "best"
+    assert [list(link) for link in config["distill_chain"]] == [["best", 4, arch.count_params(arch.preset("best"))]]
     rules = " ".join(m.value for m in at.markdown)
     assert "fewer than 20 epochs, counting those of the network it learnt from (1 + 4 for best = 5)" in rules

@@ -95,7 +95,8 @@ def test_train_refuses_an_unusable_out_path_before_training(data_root, tmp_path)
 
 
 def test_distilling_from_a_network_that_is_not_there_is_refused_before_training(data_root, tmp_path):
-    proc = run("train", "--preset", "tiny", "--distill-from", str(tmp_path / "nope.pt"), root=data_root, check=False)
+    proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "500", "--distill-from",
+               str(tmp_path / "nope.pt"), root=data_root, check=False)
     assert proc.returncode == 2 and "neither a shipped preset" in proc.stderr and "Traceback" not in proc.stderr
     assert "epoch" not in proc.stdout
 

@@ -1,6 +1,9 @@
 """Learning from a teacher: the soft-target loss, a teacher actually steering the student, and the challenge's rules
 counting the teacher's epochs and parameters."""
 
+import json
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -15,6 +18,13 @@ def test_the_soft_loss_is_zero_when_the_student_agrees_and_grows_as_it_disagrees
     near = distill.loss(teacher + torch.tensor([[0.0, 0.5, 0.0]]), teacher, 1.5)
     far = distill.loss(teacher.flip(1), teacher, 1.5)
     assert 0 < near < far
+
+
+def test_the_soft_loss_is_t_squared_times_kl_of_the_teacher_from_the_student():
+    student, teacher, t = torch.tensor([[2.0, 0.5, -1.0]]), torch.tensor([[0.0, 3.0, 1.0]]), 2.0
+    p, q = (teacher / t).softmax(1), (student / t).softmax(1)  # teacher's and student's softened probabilities
+    by_hand = t * t * (p * (p.log() - q.log())).sum()  # KL(p || q), not KL(q || p)
+    assert distill.loss(student, teacher, t).item() == pytest.approx(by_hand.item(), rel=1e-5)
 
 
 class AlwaysThree(nn.Module):
@@ -38,6 +48,7 @@ def test_a_student_taught_only_by_its_teacher_learns_what_the_teacher_says(mnist
         x = (mnist.test.images[:500].float().unsqueeze(1) / 255 - data.MEAN) / data.STD
         predicted = taught.model.eval()(x).argmax(1)
     assert (predicted == 3).float().mean() > 0.95  # the labels had no say: every digit became a 3
+    assert taught.history[-1].train_loss > 1.0  # the reported loss is on the labels, not the teacher's targets
     labels_only = train.train(arch.preset("tiny"), TrainConfig(**{**cfg.to_dict(), "distill_from": None}), mnist)
     assert taught.final_test_accuracy < 15 and labels_only.final_test_accuracy > 40
 
@@ -52,6 +63,65 @@ def test_training_with_the_shipped_best_as_teacher_learns_and_records_it(mnist, 
     # the student can teach in turn, and the epoch rule follows the chain back to best
     chain = distill.lineage(str(path))
     assert [(n, e) for n, e, _ in chain] == [(str(path), 1), ("best", 4)]
+
+
+class Watched(nn.Module):
+    """A teacher that notes the mode it was called in."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 10, 28)
+        self.modes = set()
+
+    def forward(self, x):
+        self.modes.add(self.training)
+        return self.conv(x).flatten(1)
+
+
+def test_the_teacher_runs_in_eval_mode_and_is_never_changed(mnist):
+    teacher = Watched().train()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    cfg = TrainConfig(epochs=1, train_subset=500, batch_size=50, seed=1, device="cpu", distill_from="best")
+    train.train(arch.preset("tiny"), cfg, mnist, teacher=teacher)
+    assert teacher.modes == {False}
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert all(p.grad is None for p in teacher.parameters())
+    with pytest.raises(ConfigError, match="distill_from does not say which"):
+        train.train(arch.preset("tiny"), TrainConfig(epochs=1, train_subset=500), mnist, teacher=Watched())
+
+
+def test_the_rules_read_the_chain_recorded_at_training_not_the_files_later(mnist, tmp_path):
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(checkpoint.shipped()["best"].read_bytes())
+    cfg = TrainConfig(epochs=1, train_subset=500, batch_size=50, seed=1, device="cpu", distill_from=str(teacher))
+    result = train.train(arch.preset("tiny"), cfg, mnist)
+    params = arch.count_params(arch.preset("best"))
+    assert result.config.distill_chain == ((str(teacher), 4, params),)
+    saved = checkpoint.save(checkpoint.from_result(result), tmp_path / "student.pt")
+    teacher.unlink()  # the teacher is gone; the student's record stands
+    stored = TrainConfig.from_dict(json.loads(json.dumps(checkpoint.load(saved).config)))
+    assert stored.distill_chain == result.config.distill_chain and stored.challenge_eligible is False  # 500 images
+    assert ("fewer than 20 epochs, counting those of the network it learnt from (1 + 4 for teacher.pt = 5)", True) \
+        in train.challenge_rules(arch.preset("tiny"), stored)
+    # a student of that student counts the whole chain from the record, though teacher.pt is gone
+    assert distill.lineage(str(saved)) == [(str(saved), 1, arch.count_params(arch.preset("tiny"))),
+                                           (str(teacher), 4, params)]
+    with pytest.raises(ConfigError, match="distill_chain must list"):
+        TrainConfig.from_dict({**stored.to_dict(), "distill_chain": [["x", -1, 3]]})
+
+
+def test_a_teacher_with_a_damaged_record_or_not_a_file_is_refused_with_a_message(mnist, tmp_path):
+    best = checkpoint.load(checkpoint.shipped()["best"])
+    for bad in ({"a": 1}, 3, "a\0b"):
+        path = checkpoint.save(checkpoint.Checkpoint(best.spec, best.state_dict, {**best.config, "distill_from": bad},
+                                                     best.history), tmp_path / "odd.pt")
+        with pytest.raises(ConfigError, match="not a name|cannot name"):
+            train.train(arch.preset("tiny"), TrainConfig(distill_from=str(path)), mnist)
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)  # reading it would block for ever
+    for name in (str(fifo), "/dev/zero"):
+        with pytest.raises(ConfigError, match="is not a checkpoint file"):
+            train.train(arch.preset("tiny"), TrainConfig(distill_from=name), mnist)
 
 
 def test_a_teacher_that_cannot_be_used_is_refused_before_training(mnist, tmp_path):

@@ -32,7 +32,8 @@ with st.form("settings"):
                       value=recipe.distill_from is not None and teacher_epochs is not None,
                       help="Besides the labels, your network learns from the best network's probabilities "
                            "(\"a 7, a little like a 1\"), which tells a small network more per image. Its "
-                           f"{teacher_epochs} training epochs count towards the 20-epoch limit.")
+                           f"{teacher_epochs} training epochs count towards the 20-epoch limit." if teacher_epochs
+                           else "Not available: the shipped best network's weights are missing or damaged.")
     quick = st.toggle("quick mode: train on 5,000 images (fast, but not challenge-eligible)", value=False)
     start = st.form_submit_button("Start training", type="primary")
 

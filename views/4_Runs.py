@@ -22,8 +22,8 @@ if not runs:
 # ------------------------------------------------------------------------------------------------ leaderboard
 st.subheader("Leaderboard")
 eligible_only = st.toggle("Challenge-eligible finished runs only (all 60,000 training images, fewer than 20 "
-                          "epochs, fewer than 20,000 parameters, no fully connected layer, a receptive field of "
-                          "at least 28 px)", key="eligible_only")
+                          "epochs, those of a network it learnt from included, fewer than 20,000 parameters, no "
+                          "fully connected layer, a receptive field of at least 28 px)", key="eligible_only")
 ranked = sorted(runs, key=lambda r: (r.final_test_accuracy is None, -(r.final_test_accuracy or 0.0), -r.submitted_at))
 board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
 st.dataframe(
