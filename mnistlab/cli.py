@@ -90,8 +90,8 @@ def cmd_train(args) -> int:
 
     spec = _spec_from_args(args)
     names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "label_smoothing", "augment",
-             "clean_epochs", "ema", "distill_from", "distill_weight", "distill_temperature", "seed", "device", "precision",
-             "train_subset", "validation")
+             "clean_epochs", "ema", "distill_from", "distill_weight", "distill_temperature", "seed", "device",
+             "precision", "train_subset", "validation")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     base = train.recipe(spec.name) if args.spec is None else train.TrainConfig()
     cfg = train.TrainConfig.from_dict({**base.to_dict(), **overrides})

@@ -52,8 +52,9 @@ def load(name: str) -> checkpoint.Checkpoint:
     try:
         info = path.stat()
     except OSError as e:
-        raise TeacherError(f"the network to learn from, {name!r}, is neither a shipped preset "
-                           f"({', '.join(checkpoint.shipped())}) nor a readable checkpoint: {e.strerror or e}") from None
+        presets = ", ".join(checkpoint.shipped())
+        raise TeacherError(f"the network to learn from, {name!r}, is neither a shipped preset ({presets}) "
+                           f"nor a readable checkpoint: {e.strerror or e}") from None
     if not stat.S_ISREG(info.st_mode) or info.st_size > checkpoint.MAX_BYTES:  # never read a device, pipe or giant
         raise TeacherError(f"the network to learn from, {name!r}, is not a checkpoint file")
     try:
@@ -91,12 +92,17 @@ def lineage(name: str) -> list[tuple[str, int, int]]:
     return chain
 
 
-def _links(recorded: object, source: str) -> list[tuple[str, int, int]]:
+def chain_ok(recorded: object) -> bool:
+    """A recorded chain has the shape ``lineage`` gives: 1 to MAX_CHAIN (name, epochs, parameters) links."""
     def link_ok(link: object) -> bool:
         return (isinstance(link, (list, tuple)) and len(link) == 3 and plausible_name(link[0])
                 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in link[1:]))
 
-    if not isinstance(recorded, (list, tuple)) or not recorded or not all(map(link_ok, recorded)):
+    return isinstance(recorded, (list, tuple)) and 0 < len(recorded) <= MAX_CHAIN and all(map(link_ok, recorded))
+
+
+def _links(recorded: object, source: str) -> list[tuple[str, int, int]]:
+    if not chain_ok(recorded):
         raise TeacherError(f"{source!r} carries a damaged record of what it learnt from")
     return [tuple(link) for link in recorded]
 

@@ -131,12 +131,7 @@ class TrainConfig:
         number("distill_temperature", 0.5, 20.0)
         if self.distill_from is not None and not distill.plausible_name(self.distill_from):
             raise ConfigError("distill_from must be a shipped preset's name or a checkpoint path")
-        chain = self.distill_chain
-        if chain is not None and not (
-                self.distill_from and isinstance(chain, tuple) and 0 < len(chain) <= distill.MAX_CHAIN
-                and all(isinstance(link, tuple) and len(link) == 3 and distill.plausible_name(link[0])
-                        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in link[1:])
-                        for link in chain)):
+        if self.distill_chain is not None and not (self.distill_from and distill.chain_ok(self.distill_chain)):
             raise ConfigError("distill_chain must list (name, epochs, parameters) of the networks it learnt from")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
@@ -178,8 +173,8 @@ def _training_rules(cfg: TrainConfig) -> list[tuple[str, bool]]:
         return [(f"fewer than 20 epochs: {e}", False)]
     epochs = cfg.epochs + sum(n for _, n, _ in chain)
     taught = " + ".join(f"{n} for {Path(name).name}" for name, n, _ in chain)
-    rules = [(f"fewer than 20 epochs, counting those of the network it learnt from ({cfg.epochs} + {taught} = {epochs})",
-              epochs < 20)]
+    text = f"fewer than 20 epochs, counting those of the network it learnt from ({cfg.epochs} + {taught} = {epochs})"
+    rules = [(text, epochs < 20)]
     rules += [(f"{Path(name).name}, which it learnt from, has fewer than {CHALLENGE_PARAMS:,} parameters too ({p:,})",
                p < CHALLENGE_PARAMS) for name, _, p in chain]
     return rules
