@@ -168,7 +168,12 @@ def _training_rules(cfg: TrainConfig) -> list[tuple[str, bool]]:
     if not cfg.distill_from:
         return [(f"fewer than 20 epochs ({cfg.epochs})", cfg.epochs < 20)]
     try:
-        chain = cfg.distill_chain or distill.lineage(cfg.distill_from)  # configs from before the chain was recorded
+        if cfg.distill_chain is None:  # a config from before the chain was recorded: read the files as they are
+            chain = distill.lineage(cfg.distill_from)
+        elif distill.chain_ok(cfg.distill_chain):
+            chain = cfg.distill_chain
+        else:  # only a config that skipped validate(), e.g. a damaged registry row
+            raise distill.TeacherError("its record of the networks it learnt from is damaged")
     except distill.TeacherError as e:
         return [(f"fewer than 20 epochs: {e}", False)]
     epochs = cfg.epochs + sum(n for _, n, _ in chain)

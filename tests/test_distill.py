@@ -108,6 +108,9 @@ def test_the_rules_read_the_chain_recorded_at_training_not_the_files_later(mnist
                                            (str(teacher), 4, params)]
     with pytest.raises(ConfigError, match="distill_chain must list"):
         TrainConfig.from_dict({**stored.to_dict(), "distill_chain": [["x", -1, 3]]})
+    unchecked = TrainConfig(**{**stored.to_dict(), "distill_chain": [["a", "x", 1]]})  # as a damaged registry row
+    assert ("fewer than 20 epochs: its record of the networks it learnt from is damaged", False) \
+        in train.challenge_rules(arch.preset("tiny"), unchecked)
 
 
 def test_a_teacher_with_a_damaged_record_or_not_a_file_is_refused_with_a_message(mnist, tmp_path):
