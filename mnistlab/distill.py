@@ -81,7 +81,10 @@ def lineage(name: str) -> list[tuple[str, int, int]]:
         chain.append((name, len(ckpt.history), count_params(ckpt.spec)))
         recorded = ckpt.config.get("distill_chain")
         if recorded is not None:
-            chain += _links(recorded, name)
+            links = _links(recorded, name)
+            if links[0][0] != ckpt.config.get("distill_from"):
+                raise TeacherError(f"{name!r} carries a damaged record of what it learnt from")
+            chain += links
             name = ""
         else:
             name = ckpt.config.get("distill_from") or ""

@@ -109,6 +109,9 @@ def test_the_rules_read_the_chain_recorded_at_training_not_the_files_later(mnist
     with pytest.raises(ConfigError, match="distill_chain must list"):
         TrainConfig.from_dict({**stored.to_dict(), "distill_chain": [["x", -1, 3]]})
     unchecked = TrainConfig(**{**stored.to_dict(), "distill_chain": [["a", "x", 1]]})  # as a damaged registry row
+    # a chain handed in is not taken on trust: setting up training records the files' own
+    claimed = TrainConfig(distill_from="best", distill_chain=(("best", 0, 1),)).with_distill_chain()
+    assert claimed.distill_chain == (("best", 4, params),)
     assert ("fewer than 20 epochs: its record of the networks it learnt from is damaged", False) \
         in train.challenge_rules(arch.preset("tiny"), unchecked)
 
