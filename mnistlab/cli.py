@@ -96,8 +96,7 @@ def cmd_train(args) -> int:
     base = train.recipe(spec.name) if args.spec is None else train.TrainConfig()
     cfg = train.TrainConfig.from_dict({**base.to_dict(), **overrides})
     out = _checkpoint_path(args.out, spec, cfg)
-    train.load_teacher(cfg)  # a network that cannot be learnt from is refused before the data is loaded
-    cfg = cfg.with_distill_chain()
+    cfg = cfg.with_distill_chain()  # a network that cannot be learnt from is refused before the data is loaded
     d = data.load(args.root, validation=cfg.validation, seed=cfg.seed, log=print)
     bar = None
 

@@ -64,12 +64,8 @@ def load(name: str) -> checkpoint.Checkpoint:
 
 
 def model(name: str, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """The teacher network, in eval mode, its weights frozen."""
-    try:
-        net = load(name).model(device)
-    except checkpoint.CheckpointError as e:
-        raise TeacherError(f"the network to learn from, {name!r}, cannot be used: {e}") from None
-    return net.requires_grad_(False)
+    """The teacher network, in eval mode, its weights frozen (``load`` has checked that they fit its spec)."""
+    return load(name).model(device).requires_grad_(False)
 
 
 def lineage(name: str) -> list[tuple[str, int, int]]:
@@ -87,9 +83,7 @@ def lineage(name: str) -> list[tuple[str, int, int]]:
             chain += links
             name = ""
         else:
-            name = ckpt.config.get("distill_from") or ""
-            if name and not plausible_name(name):
-                raise TeacherError(f"{chain[-1][0]!r} names what it learnt from with something that is not a name")
+            name = ckpt.config.get("distill_from") or ""  # load() refuses anything that is not a name
         if len(chain) > MAX_CHAIN:
             raise TeacherError(f"more than {MAX_CHAIN} networks learnt from one another in a chain")
     return chain

@@ -98,8 +98,7 @@ class JobManager:
         """Queue a run; a JobError (or SpecError / ConfigError) says why one is refused."""
         validate(spec)
         config.validate()
-        train.load_teacher(config)  # refused now, not when the job's turn comes
-        config = config.with_distill_chain()
+        config = config.with_distill_chain()  # a network that cannot be learnt from is refused now
         if config.epochs > self.max_epochs:
             raise JobError(f"this server trains at most {self.max_epochs} epochs per run (you asked for "
                            f"{config.epochs})")
