@@ -1,11 +1,12 @@
 """MNIST Lab: `streamlit run app.py`. The router; each page lives in views/.
 
-(Not `pages/`: with that folder Streamlit falls back to its legacy multipage mode and lists this router as a page
-named "app" beside the real ones.)"""
+(Not `pages/`: while that folder exists, Streamlit (1.67) starts every server, and every AppTest run, in its legacy
+multipage mode until `st.navigation` has been called once, and in that mode a page opened by its address runs without
+this router: no shared link read, no notices, and a stray "app" page in the sidebar.)"""
 
 import streamlit as st
 
-from mnistlab.ui import state
+from mnistlab.ui import links, notices
 
 st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
 page = st.navigation([
@@ -18,8 +19,7 @@ page = st.navigation([
 ])
 # A shared ?arch= link is read on whichever page it opens (Streamlit drops the query on the first page switch), and a
 # broken one is reported there.
-state.current_spec()
-if message := st.session_state.pop("url_message", None):
+if message := links.read_shared_link():
     st.warning(message)
-state.server_notices()
+notices.server_notices()
 page.run()

@@ -10,17 +10,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from mnistlab import train  # noqa: E402
+from mnistlab import devices, train  # noqa: E402
 
 
 def machine() -> dict:
-    dev = train.pick_device("auto")
+    dev = devices.pick_device("auto")
     return {
-        "device": train.device_name(dev),
+        "device": devices.device_name(dev),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
-        "native_bf16_cpu": train.cpu_has_native_bf16(),
+        "native_bf16_cpu": devices.cpu_has_native_bf16(),
     }
 
 

@@ -4,7 +4,7 @@
 
 - summary: `arch.summary(spec)` (builds the module too, for the no-Linear check), median of 50, per preset and for an
   edited spec; the Architecture page calls it on every change (target < 100 ms).
-- predict: a 280x280 RGBA canvas drawing -> `drawing.to_mnist` -> `inspect.predict`, median of 50, per shipped model
+- predict: a 280x280 RGBA canvas drawing -> `drawing.to_mnist` -> `analysis.predict`, median of 50, per shipped model
   (target < 50 ms).
 - render: server-side run time of each page (Streamlit's AppTest, the whole script) while a training job runs in the
   background on the same CPU; median and p95 over 20 runs (target < 0.5 s).
@@ -21,7 +21,7 @@ from _common import emit, machine
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnistlab import arch, checkpoint, drawing, inspect, train
+from mnistlab import arch, checkpoint, drawing, analysis, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,19 +58,19 @@ def main() -> None:
     rgba = a_drawing()
     for name, path in checkpoint.shipped().items():
         model = checkpoint.load(path).model()
-        stats("drawing->prediction", timed(lambda m=model: inspect.predict(m, drawing.to_mnist(rgba)), 50), model=name)
-        stats("feature maps", timed(lambda m=model: inspect.feature_maps(m, drawing.to_mnist(rgba)), 20), model=name)
+        stats("drawing->prediction", timed(lambda m=model: analysis.predict(m, drawing.to_mnist(rgba)), 50), model=name)
+        stats("feature maps", timed(lambda m=model: analysis.feature_maps(m, drawing.to_mnist(rgba)), 20), model=name)
 
     from streamlit.testing.v1 import AppTest
 
-    from mnistlab.ui import state
+    from mnistlab.ui import resources, teacher
 
     os.environ["MNISTLAB_RUNS"] = tempfile.mkdtemp()
-    manager = state.job_manager()
+    manager = resources.job_manager()
     job = manager.submit(arch.preset("seed"), train.TrainConfig(epochs=5), owner="bench")
     while manager.snapshot(job).status != "running":
         time.sleep(0.1)
-    os.environ[state.ENV_TEACHER] = "bench-secret"
+    os.environ[teacher.ENV_TEACHER] = "bench-secret"
     for page in ("views/0_Home.py", "views/1_Architecture.py", "views/2_Train.py", "views/3_Draw.py",
                  "views/4_Runs.py", "views/5_Teacher.py"):
         def render(page=page):

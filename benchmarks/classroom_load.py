@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["MNISTLAB_RUNS"] = tempfile.mkdtemp(prefix="mnistlab-class-")
     st.cache_resource.clear()
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
     emit({"machine": machine()})
     r = simulate(args.sessions, preset=args.preset, epochs=1)
@@ -41,7 +41,7 @@ def main() -> None:
           "integrity_check": r.integrity, "exceptions": r.exceptions,
           "renders": len(r.render_seconds), "render_median_s": round(r.render_median, 3),
           "render_p95_s": round(r.render_p95, 3), "wall_s": round(r.wall_seconds, 1)})
-    state.job_manager().close()
+    resources.job_manager().close()
 
 
 if __name__ == "__main__":

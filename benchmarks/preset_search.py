@@ -81,7 +81,7 @@ RECIPE_CHANGES = {
     "adamw lr 0.04": {"optimizer": "adamw", "lr": 0.04},
     "ema 0.998": {"ema": 0.998},
     "ema 0.999": {"ema": 0.999},
-    # Learning from best (mnistlab/distill.py). Here the teacher is best trained with its recipe on the same 50k
+    # Learning from best (mnistlab/distill.py). Here the mentor is best trained with its recipe on the same 50k
     # images, so it has never seen the validation split either.
     "distil from best, T 1.5": {"distill_from": "best", "distill_weight": 0.5, "distill_temperature": 1.5},
     "distil from best, T 4": {"distill_from": "best", "distill_weight": 0.5, "distill_temperature": 4.0},
@@ -98,15 +98,15 @@ def candidates(budget: str, search: str) -> dict[str, tuple[dict, dict]]:
     return {label: ({}, {**recipe, **change}) for label, change in RECIPE_CHANGES.items()}
 
 
-def _teacher_record(cfg: train.TrainConfig, teachers: dict) -> dict:
+def _teacher_record(cfg: train.TrainConfig, mentors: dict) -> dict:
     if not cfg.distill_from:
         return {}
-    t = teachers[cfg.distill_from]
+    t = mentors[cfg.distill_from]
     val = t.history[-1].validation_accuracy
     return {"distill_from": f"{cfg.distill_from}, trained on the same split", "distill_weight": cfg.distill_weight,
             "distill_temperature": cfg.distill_temperature,
-            "teacher_final_validation": None if val is None else round(val, 2),
-            "teacher_train_seconds": round(t.train_seconds, 1)}
+            "mentor_final_validation": None if val is None else round(val, 2),
+            "mentor_train_seconds": round(t.train_seconds, 1)}
 
 
 def main() -> None:
@@ -122,27 +122,27 @@ def main() -> None:
     means = {}
     for seed in args.seeds:
         mnist = data.load(validation=args.validation, seed=seed, fetch=False)
-        teachers = {}  # preset name -> that preset trained on this seed's split, once per seed
+        mentors = {}  # preset name -> that preset trained on this seed's split, once per seed
         for label, (changes, recipe) in candidates(args.budget, args.search).items():
             if args.candidates and label not in args.candidates:
                 continue
             spec = arch.ArchSpec.from_dict({**base, **changes, "name": args.budget})
             cfg = train.TrainConfig(**{**recipe, "seed": seed, "validation": args.validation})
-            teacher = None
+            mentor = None
             if cfg.distill_from:
-                if cfg.distill_from not in teachers:
+                if cfg.distill_from not in mentors:
                     tcfg = train.TrainConfig(**{**train.RECIPES[cfg.distill_from], "seed": seed,
                                                 "validation": args.validation})
-                    teachers[cfg.distill_from] = train.train(arch.preset(cfg.distill_from), tcfg, mnist)
-                teacher = teachers[cfg.distill_from].model
-            r = train.train(spec, cfg, mnist, teacher=teacher)
+                    mentors[cfg.distill_from] = train.train(arch.preset(cfg.distill_from), tcfg, mnist)
+                mentor = mentors[cfg.distill_from].model
+            r = train.train(spec, cfg, mnist, mentor=mentor)
             val = [round(e.validation_accuracy, 2) for e in r.history]
             means.setdefault(label, []).append(val[-1])
             emit({"budget": args.budget, "search": args.search, "candidate": label,
                   "params": arch.count_params(spec), "seed": seed, "epochs": cfg.epochs,
                   "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
                   "augment": cfg.augment, "clean_epochs": cfg.clean_epochs, "ema": cfg.ema,
-                  "optimizer": cfg.optimizer, **_teacher_record(cfg, teachers),
+                  "optimizer": cfg.optimizer, **_teacher_record(cfg, mentors),
                   "label_smoothing": cfg.label_smoothing, "precision": r.precision,
                   "validation_last3": val[-3:],
                   "test_final_for_the_record": round(r.history[-1].test_accuracy, 2),

@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from mnistlab import arch, data, train
+from mnistlab import arch, data, devices, train
 
 
 def seed_recipe(epochs: int, root) -> list[dict]:
     torch.manual_seed(1)
-    dev = train.pick_device("auto")
+    dev = devices.pick_device("auto")
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     train_ds = datasets.MNIST(str(root), train=True, download=False, transform=tf)
     loader = DataLoader(train_ds, batch_size=64, shuffle=True, num_workers=1, pin_memory=dev.type == "cuda")

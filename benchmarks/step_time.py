@@ -15,7 +15,7 @@ from _common import emit, machine
 import torch
 import torch.nn.functional as F
 
-from mnistlab import arch, train
+from mnistlab import arch, devices, train
 
 
 def step_seconds(spec, batch_size, channels_last, precision, device, steps=30, warmup=5) -> float:
@@ -32,7 +32,7 @@ def step_seconds(spec, batch_size, channels_last, precision, device, steps=30, w
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        with train._autocast(device, precision):
+        with devices.autocast(device, precision):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=None)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
-    device = train.pick_device(args.device)
+    device = devices.pick_device(args.device)
     precisions = args.precisions or (["fp32", "bf16"] if device.type != "mps" else ["fp32"])
     emit({"machine": machine()})
     for name in args.presets:
@@ -57,7 +57,7 @@ def main() -> None:
         for bs in args.batch_sizes:
             for cl in (False, True):
                 for prec in precisions:
-                    if prec == "bf16" and device.type == "cpu" and not train.cpu_has_native_bf16():
+                    if prec == "bf16" and device.type == "cpu" and not devices.cpu_has_native_bf16():
                         continue
                     s = step_seconds(spec, bs, cl, prec, device)
                     emit({"preset": name, "batch_size": bs, "channels_last": cl, "precision": prec,

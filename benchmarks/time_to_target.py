@@ -17,12 +17,12 @@ from mnistlab import arch, data, distill, train
 
 
 def _teacher(cfg: train.TrainConfig) -> dict:
-    """A taught preset's figures leave out its teacher's training; these say how much that was."""
+    """A taught preset's figures leave out its mentor's training; these say how much that was."""
     if not cfg.distill_from:
         return {}
     t = distill.load(cfg.distill_from)
-    return {"distill_from": cfg.distill_from, "teacher_epochs": len(t.history),
-            "teacher_train_seconds": round(t.meta.get("train_seconds", 0.0), 1)}
+    return {"distill_from": cfg.distill_from, "mentor_epochs": len(t.history),
+            "mentor_train_seconds": round(t.meta.get("train_seconds", 0.0), 1)}
 
 
 def main() -> None:

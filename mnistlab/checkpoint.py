@@ -12,7 +12,6 @@ import io
 import json
 import os
 import pickle
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from .arch import ArchSpec, Net, SpecError, build
+from .errors import MnistLabError
 
 FORMAT = "mnistlab-checkpoint"
 VERSION = 1
@@ -28,7 +28,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 MAX_BYTES = 50 * 1024 * 1024  # our largest legal network (200k parameters) is under 1 MB
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MnistLabError):
     """Not a usable mnistlab checkpoint; the message says why."""
 
 
@@ -89,11 +89,9 @@ def from_bytes(blob: bytes, source: str = "the file") -> Checkpoint:
                               "copy or train it again)")
     try:
         obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(e))  # torch words it two ways
-        what = f" ({found.group(1)})" if found else ""
+    except pickle.UnpicklingError:  # weights_only refused a global: never executed, whatever torch calls it
         raise CheckpointError(f"{source} was refused and not loaded: it carries objects other than tensors and "
-                              f"plain data{what}, a possible pickle payload") from None
+                              "plain data, a possible pickle payload") from None
     except Exception as e:  # truncated/corrupt archives raise RuntimeError, EOFError, zipfile errors, ...
         raise CheckpointError(f"{source} could not be read (corrupt or truncated): {type(e).__name__}: "
                               f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None

@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import arch, checkpoint, data, export, train
+from . import arch, checkpoint, data, devices, export, rules, train
+from .errors import MnistLabError
 
 
 def _spec_from_args(args) -> arch.ArchSpec:
@@ -26,7 +27,7 @@ def _spec_from_args(args) -> arch.ArchSpec:
     return arch.preset(args.preset)
 
 
-class UsageError(ValueError):
+class UsageError(MnistLabError):
     """A command-line value that cannot work, found before any time is spent on it."""
 
 
@@ -55,13 +56,12 @@ def _print_summary_table(s: arch.Summary) -> None:
         shape = "x".join(map(str, r.output_shape))
         print(f"{r.index:>3}  {r.type:<12} {r.role:<20} {shape:>12} {r.params:>8,} {r.receptive_field:>4} "
               f"{r.jump:>4} {r.macs:>10,}")
-    _print_checks(s.checks)
+    _print_rules(rules.architecture(s))
 
 
-def _print_checks(checks: list[arch.Check] | list[tuple[str, bool]]) -> None:
-    for c in checks:
-        text, ok = (c.detail, c.passed) if isinstance(c, arch.Check) else c
-        print(f"  [{'ok' if ok else 'FAIL'}] {text}")
+def _print_rules(checked: list[rules.Rule] | tuple[rules.Rule, ...]) -> None:
+    for rule in checked:
+        print(f"  [{'ok' if rule.passed else 'FAIL'}] {rule.detail}")
 
 
 def cmd_data(args) -> int:
@@ -79,7 +79,9 @@ def cmd_presets(args) -> int:
 def cmd_summary(args) -> int:
     s = arch.summary(_spec_from_args(args))
     if args.json:
-        print(json.dumps(s.to_dict()))
+        checked = rules.architecture(s)
+        print(json.dumps({**s.to_dict(), "checks": [r.to_dict() for r in checked],
+                          "challenge_ok": all(r.passed for r in checked)}))
     else:
         _print_summary_table(s)
     return 0
@@ -126,30 +128,61 @@ def cmd_train(args) -> int:
     out.with_suffix(".json").write_text(checkpoint.history_json(ckpt))
     print(f"final test accuracy: {result.final_test_accuracy:.2f}% after {len(result.history)} epochs, "
           f"{result.train_seconds:.1f} s of training")
-    _print_checks(train.challenge_rules(spec, cfg, result.final_test_accuracy))
+    _print_rules(rules.judge(spec, cfg, result.final_test_accuracy).rules)
     print(f"checkpoint: {out}\nhistory: {out.with_suffix('.json')}")
     return 0
 
 
 def cmd_eval(args) -> int:
     ckpt = checkpoint.load(args.checkpoint)
-    model = ckpt.model(train.pick_device(args.device))
+    model = ckpt.model(devices.pick_device(args.device))
     d = data.load(args.root, log=lambda m: print(m, file=sys.stderr))
     loss, acc = train.evaluate(model, d.test)
-    s = arch.summary(ckpt.spec, model)
+    s = arch.summary(ckpt.spec)
+    checked = rules.architecture(s, model)
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "name": ckpt.spec.name, "test_accuracy": acc,
-                          "test_loss": loss, "params": s.total_params,
-                          "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in s.checks]}))
+                          "test_loss": loss, "params": s.total_params, "checks": [r.to_dict() for r in checked]}))
     else:
         print(f"{args.checkpoint}: {ckpt.spec.name}, {s.total_params:,} parameters")
         print(f"test accuracy: {acc:.2f}% (loss {loss:.4f}) on the official 10,000 test images")
-        _print_checks(s.checks)
+        _print_rules(checked)
     return 0
 
 
+def _train_arguments(sp: argparse.ArgumentParser, spec_args, root_arg) -> None:
+    """The training settings; any left out come from the preset's recipe (or the defaults for --spec)."""
+    spec_args(sp)
+    root_arg(sp)
+    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--batch-size", type=int)
+    sp.add_argument("--optimizer", choices=train.OPTIMIZERS)
+    sp.add_argument("--lr", type=float)
+    sp.add_argument("--weight-decay", type=float)
+    sp.add_argument("--schedule", choices=train.SCHEDULES)
+    sp.add_argument("--label-smoothing", type=float)
+    sp.add_argument("--augment", type=float, help="augmentation strength, 0 = off")
+    sp.add_argument("--clean-epochs", type=int, help="train the last N epochs without augmentation")
+    sp.add_argument("--ema", type=float, help="evaluate and save a moving average of the weights (decay per step, "
+                                              "e.g. 0.998; 0 = off)")
+    sp.add_argument("--distill-from", metavar="NAME|CHECKPOINT",
+                    help="learn from this trained mentor network's predictions too (distillation): a shipped "
+                         "preset's name such as best, or a checkpoint")
+    sp.add_argument("--distill-weight", type=float, help="share of the loss given to the mentor (0-1)")
+    sp.add_argument("--distill-temperature", type=float, help="softening of the mentor's probabilities")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--device", help="auto, cpu, cuda, mps")
+    sp.add_argument("--precision", choices=train.PRECISIONS)
+    sp.add_argument("--train-subset", type=int, help="quick run on the first N training images")
+    sp.add_argument("--validation", type=int, help="hold N training images out for validation")
+    sp.add_argument("--out", help="checkpoint path (default: runs/<name>-seed<seed>.pt)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mnistlab", description="MNIST Lab: the <20k-parameter challenge.")
+    p = argparse.ArgumentParser(prog="python -m mnistlab", description=f"MNIST Lab: the challenge of fewer than "
+                                f"{rules.PARAM_LIMIT:,} parameters, reaching {rules.TARGET_ACCURACY} %.")
     sub = p.add_subparsers(dest="command", required=True)
 
     def root_arg(sp):
@@ -175,33 +208,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_summary)
 
-    sp = sub.add_parser("train", help="train a network and save a checkpoint")
-    spec_args(sp)
-    root_arg(sp)
-    sp.add_argument("--epochs", type=int)
-    sp.add_argument("--batch-size", type=int)
-    sp.add_argument("--optimizer", choices=train.OPTIMIZERS)
-    sp.add_argument("--lr", type=float)
-    sp.add_argument("--weight-decay", type=float)
-    sp.add_argument("--schedule", choices=train.SCHEDULES)
-    sp.add_argument("--label-smoothing", type=float)
-    sp.add_argument("--augment", type=float, help="augmentation strength, 0 = off")
-    sp.add_argument("--clean-epochs", type=int, help="train the last N epochs without augmentation")
-    sp.add_argument("--ema", type=float, help="evaluate and save a moving average of the weights (decay per step, "
-                                              "e.g. 0.998; 0 = off)")
-    sp.add_argument("--distill-from", metavar="NAME|CHECKPOINT",
-                    help="learn from this trained network's predictions too (distillation): a shipped preset's name "
-                         "such as best, or a checkpoint")
-    sp.add_argument("--distill-weight", type=float, help="share of the loss given to that network (0-1)")
-    sp.add_argument("--distill-temperature", type=float, help="softening of that network's probabilities")
-    sp.add_argument("--seed", type=int)
-    sp.add_argument("--device", help="auto, cpu, cuda, mps")
-    sp.add_argument("--precision", choices=train.PRECISIONS)
-    sp.add_argument("--train-subset", type=int, help="quick run on the first N training images")
-    sp.add_argument("--validation", type=int, help="hold N training images out for validation")
-    sp.add_argument("--out", help="checkpoint path (default: runs/<name>-seed<seed>.pt)")
-    sp.add_argument("--quiet", action="store_true", help="no progress bar")
-    sp.set_defaults(func=cmd_train)
+    _train_arguments(sub.add_parser("train", help="train a network and save a checkpoint"), spec_args, root_arg)
 
     sp = sub.add_parser("eval", help="test accuracy of a checkpoint")
     sp.add_argument("--checkpoint", required=True)
@@ -216,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (arch.SpecError, train.ConfigError, checkpoint.CheckpointError, data.DataError, UsageError) as e:
+    except MnistLabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

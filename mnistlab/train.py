@@ -5,21 +5,17 @@ Progress goes to ``on_event`` as small dataclasses (``Started``, ``BatchProgress
 progress bar, a background job manager or a test can all listen the same way. Setting the ``cancel`` event from
 another thread stops the loop within one batch.
 
-Speed tricks, each measured on the 2-core dev CPU (seed network, one 60k epoch; benchmarks/results/):
-- data as one tensor on the device, batched augmentation: no DataLoader workers (seed recipe: 40.6 s per epoch)
-- batch 128 + channels_last (step_time.py: 36.9 s -> 29.9 s in fp32)
-- bf16 autocast where the CPU has native bf16 (29.9 s -> 13.3 s); evaluation stays fp32. Final accuracy holds:
-  `best` over seeds 1-3 ends at 99.46/99.49/99.46 % in bf16 and 99.52/99.46/99.44 % in fp32 (time_to_target.py)
-- evaluation batch 256 rather than 1000 (10k test images in 0.9 s instead of 2.6 s)
+Where the speed comes from (each trick measured by ``benchmarks/step_time.py`` and ``benchmarks/seed_vs_ours.py``):
+the data is one tensor on the device with batched augmentation (no DataLoader workers); batch 128 and channels_last;
+bf16 autocast where the CPU or GPU has native bf16, with evaluation in fp32 (``benchmarks/time_to_target.py
+--precision fp32`` shows the final accuracy holds); an evaluation batch of 256.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -27,8 +23,10 @@ import torch.nn.functional as F
 
 from . import data as mdata
 from . import distill
-from .arch import CHALLENGE_PARAMS, ArchSpec, build, count_params, summary
+from .arch import ArchSpec, build, count_params
 from .augment import Affine
+from .devices import autocast, device_name, pick_device, pick_precision
+from .errors import MnistLabError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "constant", "cosine")
@@ -36,7 +34,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MAX_EPOCHS = 100
 
 
-class ConfigError(ValueError):
+class ConfigError(MnistLabError):
     """An invalid training config; the message names the problem."""
 
 
@@ -58,7 +56,7 @@ class TrainConfig:
     distill_weight: float = 0.5  # the share of the loss given to its soft targets
     distill_temperature: float = 1.5  # how much its probabilities are softened
     # (name, epochs, parameters) of distill_from and of what it learnt from, recorded when training is set up: the
-    # rules read this record, so a teacher retrained or deleted later does not change an old run's verdict
+    # rules read this record, so a mentor retrained or deleted later does not change an old run's verdict
     distill_chain: tuple[tuple[str, int, int], ...] | None = None
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -83,7 +81,7 @@ class TrainConfig:
             return self
         try:
             chain = tuple(distill.lineage(self.distill_from))
-        except distill.TeacherError as e:
+        except distill.MentorError as e:
             raise ConfigError(str(e)) from None
         return replace(self, distill_chain=chain)
 
@@ -139,107 +137,6 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}")
-
-    @property
-    def challenge_eligible(self) -> bool:
-        """Full training data and fewer than 20 epochs, those of a network it learns from included (the
-        architecture checks live in arch.summary)."""
-        return self.train_subset is None and self.validation == 0 and all(ok for _, ok in _training_rules(self))
-
-
-TARGET_ACCURACY = 99.4  # percent, final epoch, official 10k test set
-
-
-def challenge_rules(spec: ArchSpec, cfg: TrainConfig, final_test_accuracy: float | None = None
-                    ) -> list[tuple[str, bool]]:
-    """Each challenge rule, in words, and whether a run of ``spec`` with ``cfg`` meets it; the accuracy rule comes
-    first, and only once there is a final accuracy to judge."""
-    checks = [(c.detail, c.passed) for c in summary(spec).checks] + _training_rules(cfg)
-    checks += [("trained on all 60,000 training images", cfg.train_subset is None and cfg.validation == 0)]
-    if final_test_accuracy is not None:
-        checks.insert(0, (f"final test accuracy {final_test_accuracy:.2f} % (needs at least {TARGET_ACCURACY} %)",
-                          final_test_accuracy >= TARGET_ACCURACY))
-    return checks
-
-
-def _training_rules(cfg: TrainConfig) -> list[tuple[str, bool]]:
-    """The epoch limit, which counts the epochs of a network it learns from (and of the one that learnt from) too;
-    that network must be within the parameter budget itself, or it would pass a bigger network's knowledge on."""
-    if not cfg.distill_from:
-        return [(f"fewer than 20 epochs ({cfg.epochs})", cfg.epochs < 20)]
-    try:
-        if cfg.distill_chain is None:  # a config from before the chain was recorded: read the files as they are
-            chain = distill.lineage(cfg.distill_from)
-        elif distill.chain_ok(cfg.distill_chain):
-            chain = cfg.distill_chain
-        else:  # only a config that skipped validate(), e.g. a damaged registry row
-            raise distill.TeacherError("its record of the networks it learnt from is damaged")
-    except distill.TeacherError as e:
-        return [(f"fewer than 20 epochs: {e}", False)]
-    epochs = cfg.epochs + sum(n for _, n, _ in chain)
-    taught = " + ".join(f"{n} for {Path(name).name}" for name, n, _ in chain)
-    text = f"fewer than 20 epochs, counting those of the network it learnt from ({cfg.epochs} + {taught} = {epochs})"
-    rules = [(text, epochs < 20)]
-    rules += [(f"{Path(name).name}, which it learnt from, has fewer than {CHALLENGE_PARAMS:,} parameters too ({p:,})",
-               p < CHALLENGE_PARAMS) for name, _, p in chain]
-    return rules
-
-
-# ---------------------------------------------------------------------------------------------------- devices
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then the CPU; an explicit name must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown device {name!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA was asked for, but no CUDA GPU is available here")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("Apple MPS was asked for, but it is not available here")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"unsupported device {name!r}")
-    return dev
-
-
-def device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    if dev.type == "mps":
-        return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def pick_precision(requested: str, dev: torch.device) -> str:
-    if requested == "auto":
-        if dev.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        if dev.type == "cpu":
-            return "bf16" if cpu_has_native_bf16() else "fp32"
-        return "fp32"
-    if requested == "fp16" and dev.type == "cpu":
-        raise ConfigError("fp16 training is for GPUs; use bf16 or fp32 on the CPU")
-    return requested
-
-
-def _autocast(dev: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(dev.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 # ---------------------------------------------------------------------------------------------------- events
@@ -341,37 +238,47 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 
-def load_teacher(cfg: TrainConfig, device: torch.device | str = "cpu") -> torch.nn.Module | None:
+def load_mentor(cfg: TrainConfig, device: torch.device | str = "cpu") -> torch.nn.Module | None:
     """The frozen network ``cfg.distill_from`` names, or None; a ConfigError says why it cannot be used."""
     if not cfg.distill_from:
         return None
     try:
         return distill.model(cfg.distill_from, device)
-    except distill.TeacherError as e:
+    except distill.MentorError as e:
         raise ConfigError(str(e)) from None
 
 
-def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST | None = None,
-          on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
-          on_epoch: Callable[[TrainResult], None] | None = None, teacher: torch.nn.Module | None = None
-          ) -> TrainResult:
-    """Train ``spec`` with ``config``; events go to ``on_event``; ``on_epoch`` gets the result so far (model and
-    history) after each epoch, before the epoch's event, e.g. to save a checkpoint; ``cancel`` stops within a batch.
-    ``teacher``: a network to distil from in place of the one ``config.distill_from`` names (e.g. one trained on the
-    same validation split), which must still name one, for the record; it is put in eval mode."""
-    cfg = config or TrainConfig()
+@dataclass
+class _Run:
+    """Everything one training run works with, set up by ``_setup``."""
+
+    cfg: TrainConfig
+    dev: torch.device
+    precision: str
+    model: torch.nn.Module
+    loader: mdata.DeviceLoader
+    augment: Affine | None
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler
+    mentor: torch.nn.Module | None
+    ema: torch.optim.swa_utils.AveragedModel | None
+    data: mdata.MNIST
+    result: TrainResult
+
+
+def _setup(spec: ArchSpec, cfg: TrainConfig, data: mdata.MNIST | None, mentor: torch.nn.Module | None) -> _Run:
     cfg.validate()
-    if teacher is not None and not cfg.distill_from:
+    if mentor is not None and not cfg.distill_from:
         raise ConfigError("a network to learn from was given, but the config's distill_from does not say which")
     cfg = cfg.with_distill_chain()
-    emit = on_event or (lambda event: None)
     dev = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, dev)
-    teacher = teacher if teacher is not None else load_teacher(cfg, dev)
-    if teacher is not None:
-        teacher = teacher.to(dev).eval()
+    mentor = mentor if mentor is not None else load_mentor(cfg, dev)
+    if mentor is not None:
+        mentor = mentor.to(dev).eval()
         if cfg.channels_last:
-            teacher = teacher.to(memory_format=torch.channels_last)
+            mentor = mentor.to(memory_format=torch.channels_last)
     data = data or mdata.load(validation=cfg.validation, seed=cfg.seed)
 
     torch.manual_seed(cfg.seed)
@@ -384,61 +291,94 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
     loader = mdata.DeviceLoader(train_split, cfg.batch_size, dev, shuffle=True, augment=aug, generator=gen,
                                 channels_last=cfg.channels_last, drop_last=len(train_split) > cfg.batch_size)
     opt = _optimizer(model, cfg)
-    sched = _scheduler(opt, cfg, cfg.epochs * len(loader))
-    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
-
     ema = None
     if cfg.ema > 0:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     result = TrainResult(spec, cfg, model if ema is None else ema.module, "finished", device=device_name(dev),
                          precision=precision)
-    emit(Started(result.device, precision, count_params(spec), cfg.epochs, len(loader), len(train_split)))
-    report_every = max(1, len(loader) // 50)
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        loader.augment = None if epoch > cfg.epochs - cfg.clean_epochs else aug
+    return _Run(cfg, dev, precision, model, loader, aug, opt, _scheduler(opt, cfg, cfg.epochs * len(loader)),
+                torch.amp.GradScaler(dev.type, enabled=precision == "fp16"), mentor, ema, data, result)
+
+
+def _step(r: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step; returns (the loss on the labels, the logits), both detached."""
+    cfg = r.cfg
+    with autocast(r.dev, r.precision):
+        logits = r.model(x)
+        label_loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        loss = label_loss
+        if r.mentor is not None:
+            with torch.no_grad():
+                soft = r.mentor(x).float()
+            loss = ((1 - cfg.distill_weight) * label_loss
+                    + cfg.distill_weight * distill.loss(logits.float(), soft, cfg.distill_temperature))
+    r.opt.zero_grad(set_to_none=True)
+    r.scaler.scale(loss).backward()
+    r.scaler.step(r.opt)
+    r.scaler.update()
+    r.sched.step()
+    if r.ema is not None:
+        r.ema.update_parameters(r.model)
+    return label_loss.detach(), logits.detach()
+
+
+def _train_epoch(r: _Run, epoch: int, emit: Callable[[Event], None], cancel: threading.Event | None
+                 ) -> tuple[float, float] | None:
+    """One pass over the training images: (mean loss on the labels, accuracy %), or None when cancelled."""
+    r.model.train()
+    r.loader.augment = None if epoch > r.cfg.epochs - r.cfg.clean_epochs else r.augment
+    loss_sum = torch.zeros((), device=r.dev)
+    correct = torch.zeros((), device=r.dev, dtype=torch.long)
+    seen, batches = 0, len(r.loader)
+    report_every = max(1, batches // 50)
+    for b, (x, y) in enumerate(r.loader, 1):
+        if cancel is not None and cancel.is_set():
+            return None
+        label_loss, logits = _step(r, x, y)
+        loss_sum += label_loss * len(y)  # the loss on the labels, comparable with or without a mentor
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if b % report_every == 0 or b == batches:
+            emit(BatchProgress(epoch, b, batches, label_loss.item()))
+    if r.dev.type == "cuda":
+        torch.cuda.synchronize(r.dev)
+    return loss_sum.item() / seen, 100.0 * correct.item() / seen
+
+
+def _evaluate_epoch(r: _Run) -> tuple[float, float, float | None]:
+    """(test loss, test accuracy %, validation accuracy % or None) of the weights the run keeps."""
+    cfg = r.cfg
+    test_loss, test_acc = evaluate(r.result.model, r.data.test, r.dev, cfg.eval_batch_size, cfg.channels_last)
+    val_acc = None
+    if r.data.validation is not None:
+        val_acc = evaluate(r.result.model, r.data.validation, r.dev, cfg.eval_batch_size, cfg.channels_last)[1]
+    return test_loss, test_acc, val_acc
+
+
+def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST | None = None,
+          on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
+          on_epoch: Callable[[TrainResult], None] | None = None, mentor: torch.nn.Module | None = None
+          ) -> TrainResult:
+    """Train ``spec`` with ``config``; events go to ``on_event``; ``on_epoch`` gets the result so far (model and
+    history) after each epoch, before the epoch's event, e.g. to save a checkpoint; ``cancel`` stops within a batch.
+    ``mentor``: a network to distil from in place of the one ``config.distill_from`` names (e.g. one trained on the
+    same validation split), which must still name one, for the record; it is put in eval mode."""
+    emit = on_event or (lambda event: None)
+    r = _setup(spec, config or TrainConfig(), data, mentor)
+    result = r.result
+    emit(Started(result.device, r.precision, count_params(spec), r.cfg.epochs, len(r.loader), len(r.loader.labels)))
+    for epoch in range(1, r.cfg.epochs + 1):
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        seen = 0
-        for b, (x, y) in enumerate(loader, 1):
-            if cancel is not None and cancel.is_set():
-                result.status = "cancelled"
-                result.train_seconds += time.perf_counter() - t0
-                return result
-            with _autocast(dev, precision):
-                logits = model(x)
-                label_loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                loss = label_loss
-                if teacher is not None:
-                    with torch.no_grad():
-                        soft = teacher(x).float()
-                    loss = ((1 - cfg.distill_weight) * label_loss
-                            + cfg.distill_weight * distill.loss(logits.float(), soft, cfg.distill_temperature))
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            loss_sum += label_loss.detach() * len(y)  # the loss on the labels, comparable with or without a teacher
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            if b % report_every == 0 or b == len(loader):
-                emit(BatchProgress(epoch, b, len(loader), label_loss.item()))
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - t0
-        result.train_seconds += seconds
-        t1 = time.perf_counter()
-        test_loss, test_acc = evaluate(result.model, data.test, dev, cfg.eval_batch_size, cfg.channels_last)
-        val_acc = None
-        if data.validation is not None:
-            val_acc = evaluate(result.model, data.validation, dev, cfg.eval_batch_size, cfg.channels_last)[1]
-        end = EpochEnd(epoch, cfg.epochs, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss,
-                       test_acc, seconds, time.perf_counter() - t1, opt.param_groups[0]["lr"], val_acc)
+        trained = _train_epoch(r, epoch, emit, cancel)
+        result.train_seconds += time.perf_counter() - t0
+        if trained is None:
+            result.status = "cancelled"
+            return result
+        seconds, t1 = time.perf_counter() - t0, time.perf_counter()
+        test_loss, test_acc, val_acc = _evaluate_epoch(r)
+        end = EpochEnd(epoch, r.cfg.epochs, trained[0], trained[1], test_loss, test_acc, seconds,
+                       time.perf_counter() - t1, r.opt.param_groups[0]["lr"], val_acc)
         result.history.append(end)
         if on_epoch is not None:
             on_epoch(result)
@@ -446,9 +386,9 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
     return result
 
 
-# The recipe each preset ships with, compared with alternatives on a 10k validation split held out of the training
+# The recipe each preset ships with, chosen among alternatives on a 10k validation split held out of the training
 # set (benchmarks/preset_search.py; seed's is lean's, unsearched); the final-epoch test figures per seed come from
-# benchmarks/time_to_target.py. Learning from best (distill.py) was tried and not adopted; see the README.
+# benchmarks/time_to_target.py.
 RECIPES: dict[str, dict[str, Any]] = {
     "best": {"epochs": 4, "batch_size": 64, "lr": 0.05, "augment": 0.5},
     "lean": {"epochs": 8, "batch_size": 128, "lr": 0.1, "augment": 0.5},

@@ -44,7 +44,7 @@ def _session(preset: str, epochs: int, name: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.switch_page("views/2_Train.py")
     at.query_params["arch"] = preset
-    at.session_state["who"] = name
+    at.session_state["student_name"] = name
     at.run()
     at.number_input[0].set_value(epochs)
     next(t for t in at.toggle if "quick mode" in t.label).set_value(True)
@@ -73,11 +73,11 @@ def simulate(sessions: int, preset: str = "tiny", epochs: int = 1, timeout: floa
 
     AppTest swaps a process-wide Streamlit runtime in and out around each run, so the sessions take turns (each
     run is a few tens of milliseconds); the job manager itself is hammered from many threads in test_store."""
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
     result = ClassResult()
     students = [_session(preset, epochs, f"student {i}") for i in range(sessions)]
-    manager = state.job_manager()
+    manager = resources.job_manager()
     t0 = time.monotonic()
     for i, at in enumerate(students):
         _press_start(at, i, result)

@@ -19,9 +19,9 @@ def isolated_runs(tmp_path, monkeypatch, data_root):
 
     st.cache_resource.clear()  # a fresh job manager per test
     yield
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    state.job_manager().close()
+    resources.job_manager().close()
     st.cache_resource.clear()
 
 
@@ -199,19 +199,19 @@ def test_draw_page_offers_every_shipped_preset():
 
 
 # ------------------------------------------------------------------------------------------------ Runs, Teacher
-def add_finished_run(run_id: str, who: str, acc: float, *, status: str = "finished", subset=None,
+def add_finished_run(run_id: str, student_name: str, acc: float, *, status: str = "finished", subset=None,
                      error: str | None = None, owner: str = "someone-else"):
     """A run in the app's registry, as the worker would have left it, with the shipped tiny weights."""
     import shutil
 
     from mnistlab import checkpoint, train
     from mnistlab.store import Run
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    store = state.job_manager().store
+    store = resources.job_manager().store
     spec = arch.preset("tiny")
     cfg = train.TrainConfig(epochs=2, train_subset=subset)
-    store.add(Run(id=run_id, owner=owner, who=who, name=spec.name, spec=spec.to_dict(), config=cfg.to_dict(),
+    store.add(Run(id=run_id, owner=owner, student_name=student_name, name=spec.name, spec=spec.to_dict(), config=cfg.to_dict(),
                   params=arch.count_params(spec), epochs=2, submitted_at=time.time()))
     store.started(run_id)
     for e, a in ((1, acc - 0.5), (2, acc))[: 1 if status == "interrupted" else 2]:
@@ -230,11 +230,11 @@ def test_draw_keeps_the_chosen_run_while_it_trains_on():
 
     from mnistlab import checkpoint, train
     from mnistlab.store import Run
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    store = state.job_manager().store
+    store = resources.job_manager().store
     spec = arch.preset("tiny")
-    store.add(Run(id="ddd", owner="someone-else", who="Dee", name=spec.name, spec=spec.to_dict(),
+    store.add(Run(id="ddd", owner="someone-else", student_name="Dee", name=spec.name, spec=spec.to_dict(),
                   config=train.TrainConfig(epochs=3).to_dict(), params=arch.count_params(spec), epochs=3,
                   submitted_at=time.time()))
     store.started("ddd")
@@ -259,7 +259,7 @@ def test_home_ranks_challenge_eligible_runs_first_and_keeps_the_presets():
     at = page("views/0_Home.py").run()
     assert not at.exception
     best, presets = (d.value for d in at.dataframe)
-    assert list(best["who"]) == ["Ann", "Bob"] and list(best["challenge-eligible"]) == [True, False]
+    assert list(best["student"]) == ["Ann", "Bob"] and list(best["challenge-eligible"]) == [True, False]
     assert list(presets["preset"]) == list(arch.PRESETS)
 
 
@@ -301,16 +301,16 @@ def test_a_students_name_is_plain_text_everywhere():
     add_finished_run("eee", name, 99.5)
     at = page("views/4_Runs.py").run()
     assert not at.exception
-    assert name in list(at.dataframe[0].value["who"])
+    assert name in list(at.dataframe[0].value["student"])
     assert any(name in t.value for t in at.text)
     assert not any("Eve" in m.value for m in at.markdown)  # never handed to the markdown renderer
 
 
 def test_interrupted_run_shows_why_and_keeps_its_epoch():
     add_finished_run("iii", "Ivy", 99.0, status="interrupted")
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    state.job_manager().store.ended("iii", "interrupted", error="The server stopped during epoch 2; the 1 "
+    resources.job_manager().store.ended("iii", "interrupted", error="The server stopped during epoch 2; the 1 "
                                                                  "completed epoch(s) are kept.")
     at = page("views/4_Runs.py").run()
     assert not at.exception
@@ -322,11 +322,11 @@ def test_clearing_streamlits_cache_keeps_the_one_job_queue():
     """The menu's "Clear cache" must not start a second queue that the teacher cannot see or cancel."""
     import streamlit as st
 
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    before = state.job_manager()
+    before = resources.job_manager()
     st.cache_resource.clear()
-    assert state.job_manager() is before
+    assert resources.job_manager() is before
 
 
 def test_one_job_per_session_is_refused_with_a_message():
@@ -348,10 +348,10 @@ def test_teacher_view_is_off_without_a_secret(monkeypatch):
 def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypatch, mnist):
     monkeypatch.setenv("MNISTLAB_TEACHER_SECRET", "  s3cret ")  # stray spaces from a shell or a secrets file
     from mnistlab import train
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    run_id = state.job_manager().submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=5000),
-                                        owner="a-student", who="Sam")
+    run_id = resources.job_manager().submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=5000),
+                                        owner="a-student", student_name="Sam")
     at = page("views/5_Teacher.py").run()
     at.text_input[0].input("wrong")
     at.button[0].click().run()
@@ -363,7 +363,7 @@ def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypa
     assert run_id in list(at.dataframe[0].value["id"])
     at.selectbox(key="cancel_choice").set_value(run_id)
     next(b for b in at.button if b.label == "Cancel this job").click().run()
-    assert state.job_manager().wait(run_id, timeout=10).status == "cancelled"
+    assert resources.job_manager().wait(run_id, timeout=10).status == "cancelled"
 
 
 def test_after_a_crash_every_session_hears_once_what_was_stopped(tmp_path):
@@ -373,8 +373,9 @@ def test_after_a_crash_every_session_hears_once_what_was_stopped(tmp_path):
     from mnistlab.store import Run, RunStore
 
     dead = RunStore(os.environ["MNISTLAB_RUNS"])  # the server that was killed
+    dead.recover()
     spec = arch.preset("tiny")
-    dead.add(Run(id="kkk", owner="s1", who="Kim", name=spec.name, spec=spec.to_dict(),
+    dead.add(Run(id="kkk", owner="s1", student_name="Kim", name=spec.name, spec=spec.to_dict(),
                  config=train.TrainConfig(epochs=3).to_dict(), params=arch.count_params(spec), epochs=3,
                  submitted_at=time.time()))
     dead.started("kkk")
@@ -389,9 +390,9 @@ def test_after_a_crash_every_session_hears_once_what_was_stopped(tmp_path):
 def test_an_unreadable_registry_is_reported_on_every_page_without_a_traceback():
     import os
 
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    state.job_manager()
+    resources.job_manager()
     registry = os.path.join(os.environ["MNISTLAB_RUNS"], "runs.sqlite3")
     for suffix in ("-wal", "-shm"):
         if os.path.exists(registry + suffix):
@@ -413,9 +414,9 @@ def test_the_train_page_teaches_with_the_shipped_best_when_asked():
     start_quick_run(at, epochs=1)
     wait_for(at, lambda a: any(m.label.startswith("Final test accuracy") for m in a.metric))
     assert not at.exception
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
-    config = state.job_manager().snapshot(at.session_state["job_id"]).config
+    config = resources.job_manager().snapshot(at.session_state["job_id"]).config
     assert config["distill_from"] == "best"
     assert [list(link) for link in config["distill_chain"]] == [["best", 4, arch.count_params(arch.preset("best"))]]
     rules = " ".join(m.value for m in at.markdown)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from mnistlab import arch
+from mnistlab import arch, rules
 from mnistlab.arch import ArchSpec, SpecError
 
 SEED_REFERENCE = Path(__file__).parent / "data" / "seed_reference.txt"  # copied verbatim from shared/seed
@@ -47,7 +47,8 @@ def test_seed_preset_keeps_the_notebook_layer_order():
 def test_presets_stay_within_their_budget_and_pass_the_checks(name, budget):
     s = arch.summary(arch.preset(name))
     assert s.total_params <= budget and s.total_params < 20_000
-    assert s.challenge_ok, s.checks
+    checked = rules.architecture(s)
+    assert all(r.passed for r in checked), checked
     out = arch.build(arch.preset(name))(torch.zeros(3, 1, 28, 28))
     assert out.shape == (3, 10)
 
@@ -56,10 +57,10 @@ def test_presets_stay_within_their_budget_and_pass_the_checks(name, budget):
 def test_no_preset_contains_a_linear_layer_and_the_check_looks_at_the_module():
     for spec in arch.PRESETS.values():
         assert not any(isinstance(m, nn.Linear) for m in arch.build(spec).modules())
-        assert {c.name: c.passed for c in arch.summary(spec).checks}["no_fc"]
+        assert {r.name: r.passed for r in rules.architecture(arch.summary(spec))}["no_fc"]
     model = arch.build(arch.preset("seed"))
     model.layers.append(nn.Linear(1, 0))  # a zero-parameter Linear smuggled in: only a look at modules finds it
-    checks = {c.name: c for c in arch.summary(arch.preset("seed"), model).checks}
+    checks = {r.name: r for r in rules.architecture(arch.summary(arch.preset("seed")), model)}
     assert not checks["no_fc"].passed and "layers.25" in checks["no_fc"].detail
 
 

@@ -38,8 +38,8 @@ def test_a_pickle_payload_is_refused_and_never_runs(tmp_path):
 
     evil = tmp_path / "evil.pt"
     torch.save({"format": "mnistlab-checkpoint", "version": 1, "x": Payload()}, evil)
-    refused = r"refused and not loaded: .*\((io|builtins)\.open\), a possible pickle"
-    with pytest.raises(CheckpointError, match=refused) as e:
+    # whatever torch calls the global it refused (io.open, builtins.open, _io.open across versions)
+    with pytest.raises(CheckpointError, match="refused and not loaded.*pickle payload") as e:
         checkpoint.load(evil)
     assert "weights_only" not in str(e.value)  # never torch's advice to turn the safety check off
     raw = tmp_path / "raw.pkl"

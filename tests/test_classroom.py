@@ -8,7 +8,7 @@ from .classroom import simulate
 def test_a_class_submitting_together_loses_nothing(tmp_path, monkeypatch, data_root):
     monkeypatch.setenv("MNISTLAB_RUNS", str(tmp_path / "runs"))
     st.cache_resource.clear()
-    from mnistlab.ui import state
+    from mnistlab.ui import resources
 
     try:
         sessions = 5
@@ -17,7 +17,7 @@ def test_a_class_submitting_together_loses_nothing(tmp_path, monkeypatch, data_r
         assert sorted(r.accepted) == list(range(sessions))  # everybody's first press got a run in
         # One active job per session: a second press is accepted only once the first run has ended (the press
         # may race the end of a one-epoch run), and refused, saying why, while it waits or trains.
-        manager = state.job_manager()
+        manager = resources.job_manager()
         for ids in r.accepted.values():
             runs = [manager.snapshot(i) for i in ids]
             assert all(a.ended_at is not None and a.ended_at <= b.submitted_at for a, b in zip(runs, runs[1:]))
@@ -29,5 +29,5 @@ def test_a_class_submitting_together_loses_nothing(tmp_path, monkeypatch, data_r
         assert r.integrity == "ok"
         assert len(r.render_seconds) >= 3  # pages were rendered while the class trained
     finally:
-        state.job_manager().close()
+        resources.job_manager().close()
         st.cache_resource.clear()

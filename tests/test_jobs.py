@@ -20,13 +20,13 @@ def test_a_job_runs_in_the_background_and_saves_a_checkpoint(manager):
     job_id = manager.submit(arch.preset("tiny"), QUICK, owner="ann")
     snap = manager.wait(job_id, timeout=120)
     assert snap.status == "finished", snap.error
-    assert snap.epoch == 1 and len(snap.history) == 1 and snap.progress == 1.0
+    assert snap.epochs_done == 1 and len(snap.history) == 1 and snap.progress == 1.0
     assert snap.device.startswith(("CPU", "NVIDIA", "Apple")) or snap.device
     assert snap.final_test_accuracy == snap.history[-1]["test_accuracy"]
     assert not snap.challenge_eligible  # a quick run on a subset
-    checks = snap.rule_checks()
-    assert checks[0][0].startswith("final test accuracy")
-    assert ("trained on all 60,000 training images", False) in checks
+    checks = {r.name: r.passed for r in snap.verdict().rules}
+    assert snap.verdict().rules[0].name == "accuracy"
+    assert checks["full_data"] is False and checks["params"] is True
     ck = checkpoint.load(snap.checkpoint_path)
     assert ck.spec == arch.preset("tiny") and ck.meta["owner"] == "ann" and ck.meta["status"] == "finished"
     assert ck.history == snap.history
@@ -102,7 +102,7 @@ def test_a_run_failing_in_its_second_epoch_keeps_the_first_epochs_weights(manage
     monkeypatch.setattr(train, "evaluate", evaluate_then_fail)
     run_id = manager.submit(arch.preset("tiny"), train.TrainConfig(epochs=3, train_subset=500, batch_size=100))
     run = manager.wait(run_id, timeout=120)
-    assert run.status == "failed" and "out of memory, pretend" in run.error and run.epoch == 1
+    assert run.status == "failed" and "out of memory, pretend" in run.error and run.epochs_done == 1
     ck = checkpoint.load(run.checkpoint_path)
     assert ck.history == run.history and ck.meta["status"] == "partial"
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from mnistlab import arch
-from mnistlab.ui.state import spec_from_link
+from mnistlab.ui.links import spec_from_link
 
 from .test_arch import spec_dicts
 

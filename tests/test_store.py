@@ -21,8 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def a_run(run_id="r1", owner="s1", status="queued"):
     spec = arch.preset("tiny")
-    return Run(id=run_id, owner=owner, who="Ann", name=spec.name, spec=spec.to_dict(), config=QUICK.to_dict(),
+    return Run(id=run_id, owner=owner, student_name="Ann", name=spec.name, spec=spec.to_dict(), config=QUICK.to_dict(),
                params=arch.count_params(spec), epochs=1, status=status, submitted_at=time.time())
+
+
+def opened(directory):
+    """A store as a starting server opens it: its tables made, its lock held, recovery done."""
+    store = RunStore(directory)
+    store.recover()
+    return store
 
 
 def epoch(n, acc):
@@ -31,7 +38,7 @@ def epoch(n, acc):
 
 
 def test_a_run_is_a_row_with_its_epochs_and_survives_a_new_store(tmp_path):
-    store = RunStore(tmp_path)
+    store = opened(tmp_path)
     store.add(a_run())
     store.started("r1")
     store.set_device("r1", "CPU", "bf16")
@@ -40,7 +47,7 @@ def test_a_run_is_a_row_with_its_epochs_and_survives_a_new_store(tmp_path):
     store.ended("r1", "finished", checkpoint=str(tmp_path / "r1.pt"))
     store.close()
     again = RunStore(tmp_path).get("r1")
-    assert again.status == "finished" and again.device == "CPU" and again.who == "Ann"
+    assert again.status == "finished" and again.device == "CPU" and again.student_name == "Ann"
     assert [h["test_accuracy"] for h in again.history] == [98.0, 99.1]
     assert again.final_test_accuracy == 99.1  # the last epoch, not the best
     assert again.spec == arch.preset("tiny").to_dict() and again.config == QUICK.to_dict()
@@ -50,7 +57,7 @@ def test_a_run_is_a_row_with_its_epochs_and_survives_a_new_store(tmp_path):
 
 
 def test_unknown_runs_and_bad_transitions_are_clear_errors(tmp_path):
-    store = RunStore(tmp_path)
+    store = opened(tmp_path)
     with pytest.raises(StoreError, match="no run 'x'"):
         store.get("x")
     with pytest.raises(StoreError, match="no run"):
@@ -65,7 +72,7 @@ def test_unknown_runs_and_bad_transitions_are_clear_errors(tmp_path):
 
 
 def test_recovery_marks_a_dead_servers_runs_interrupted_and_keeps_their_epochs(tmp_path):
-    dead = RunStore(tmp_path)
+    dead = opened(tmp_path)
     dead.add(a_run("running"))
     dead.started("running")
     dead.add_epoch("running", epoch(1, 97.5))
@@ -73,9 +80,9 @@ def test_recovery_marks_a_dead_servers_runs_interrupted_and_keeps_their_epochs(t
     dead.add(a_run("done", owner="s3"))
     dead.ended("done", "finished")
     live = RunStore(tmp_path)
-    assert live.recover() == []  # the first server is still alive: its runs are left alone
+    assert live.recover().interrupted == []  # the first server is still alive: its runs are left alone
     dead.close()  # what the OS does when the process dies
-    assert sorted(live.recover()) == ["running", "waiting"]
+    assert sorted(live.mark_interrupted()) == ["running", "waiting"]
     r = live.get("running")
     assert r.status == "interrupted" and len(r.history) == 1 and "1 completed epoch" in r.error
     assert live.get("waiting").status == "interrupted" and "before this run started" in live.get("waiting").error
@@ -92,15 +99,15 @@ def manager(mnist, tmp_path):
 
 def test_runs_live_in_the_registry_and_survive_a_restart(mnist, tmp_path):
     m = JobManager(tmp_path, load_data=lambda: mnist)
-    run_id = m.submit(arch.preset("tiny"), QUICK, owner="s1", who="Ann")
+    run_id = m.submit(arch.preset("tiny"), QUICK, owner="s1", student_name="Ann")
     assert m.wait(run_id, timeout=120).status == "finished"
     m.close()
     m2 = JobManager(tmp_path, load_data=lambda: mnist)
     try:
         (run,) = m2.runs()
-        assert run.id == run_id and run.status == "finished" and run.who == "Ann" and len(run.history) == 1
+        assert run.id == run_id and run.status == "finished" and run.student_name == "Ann" and len(run.history) == 1
         assert checkpoint.load(run.checkpoint_path).spec == arch.preset("tiny")
-        assert m2.recovered == []
+        assert m2.recovery.interrupted == []
     finally:
         m2.close()
 
@@ -121,14 +128,14 @@ def test_only_the_owner_or_the_teacher_cancels_or_deletes(manager):
     first = manager.submit(arch.preset("tiny"), QUICK, owner="s1")
     second = manager.submit(arch.preset("tiny"), QUICK, owner="s2")
     with pytest.raises(JobError, match="only the person who started"):
-        manager.cancel(second, requester="s1")
+        manager.cancel(second, owner="s1")
     assert manager.snapshot(second).active
-    manager.cancel(second, requester="s1", teacher=True)
+    manager.cancel(second, owner="s1", teacher=True)
     assert manager.snapshot(second).status == "cancelled"
     manager.wait(first, timeout=120)
     with pytest.raises(JobError, match="only the person who started"):
-        manager.delete(first, requester="s2")
-    manager.delete(first, requester="s1")
+        manager.delete(first, owner="s2")
+    manager.delete(first, owner="s1")
     with pytest.raises(JobError, match="no run"):
         manager.snapshot(first)
     assert [r.id for r in manager.runs()] == [second]
@@ -138,13 +145,13 @@ def test_a_cancelled_run_keeps_its_history(manager):
     cfg = train.TrainConfig(epochs=30, train_subset=600, batch_size=100)
     run_id = manager.submit(arch.preset("tiny"), cfg, owner="s1")
     deadline = time.monotonic() + 120
-    while manager.snapshot(run_id).epoch < 1 and time.monotonic() < deadline:
+    while manager.snapshot(run_id).epochs_done < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     live = manager.snapshot(run_id)
     assert live.active and live.checkpoint_path  # pages (Draw, Runs) can use its weights while it still trains
-    manager.cancel(run_id, requester="s1")
+    manager.cancel(run_id, owner="s1")
     run = manager.wait(run_id, timeout=30)
-    assert run.status == "cancelled" and run.epoch >= 1
+    assert run.status == "cancelled" and run.epochs_done >= 1
     stored = manager.store.get(run_id)
     ck = checkpoint.load(stored.checkpoint_path)  # the weights of its last completed epoch, matching its history
     assert ck.history == stored.history and ck.meta["status"] == "partial"
@@ -168,8 +175,8 @@ def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_databas
         deadline = time.monotonic() + 120
         run = None
         while time.monotonic() < deadline:  # wait for two finished epochs, read from the registry like a page
-            runs = RunStore.reader(tmp_path).runs() if (tmp_path / "runs.sqlite3").exists() else []
-            if runs and runs[0].epoch >= 2:
+            runs = RunStore(tmp_path).runs() if (tmp_path / "runs.sqlite3").exists() else []
+            if runs and runs[0].epochs_done >= 2:
                 run = runs[0]
                 break
             time.sleep(0.1)
@@ -180,11 +187,11 @@ def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_databas
     finally:
         proc.kill()
         proc.wait()
-    killed_at = len(RunStore.reader(tmp_path).get(run.id).history)
+    killed_at = len(RunStore(tmp_path).get(run.id).history)
     store = RunStore(tmp_path)  # the restarted server
-    assert store.recover() == [run.id]
+    assert store.recover().interrupted == [run.id]
     after = store.get(run.id)
-    assert after.status == "interrupted" and after.epoch == killed_at >= 2
+    assert after.status == "interrupted" and after.epochs_done == killed_at >= 2
     assert f"during epoch {killed_at + 1}" in after.error
     assert store.integrity() == "ok"
     assert store.count() == 1
@@ -229,7 +236,7 @@ def finished_runs(mnist, directory, n=2):
     m = JobManager(directory, load_data=lambda: mnist)
     ids = []
     for i in range(n):
-        ids.append(m.submit(arch.preset("tiny"), QUICK, owner=f"s{i}", who=f"Student {i}"))
+        ids.append(m.submit(arch.preset("tiny"), QUICK, owner=f"s{i}", student_name=f"Student {i}"))
         assert m.wait(ids[-1], timeout=120).status == "finished"
     m.close()
     return ids
@@ -238,29 +245,30 @@ def finished_runs(mnist, directory, n=2):
 @pytest.mark.parametrize("damage", ["garbage", "emptied"])
 def test_a_damaged_or_emptied_registry_is_rebuilt_from_the_checkpoints(mnist, tmp_path, damage):
     ids = finished_runs(mnist, tmp_path)
-    before = {r.id: r for r in RunStore.reader(tmp_path).runs()}
+    before = {r.id: r for r in RunStore(tmp_path).runs()}
     registry = tmp_path / "runs.sqlite3"
     for part in tmp_path.glob("runs.sqlite3-*"):
         part.unlink()  # as if the WAL had been checkpointed into the file before the damage
     registry.write_bytes(os.urandom(4096) if damage == "garbage" else b"")
     store = RunStore(tmp_path)
+    notice = store.recover().notice
     after = {r.id: r for r in store.runs()}
     assert set(after) == set(ids)
     for run_id in ids:
-        assert after[run_id].status == "finished" and after[run_id].who == before[run_id].who
+        assert after[run_id].status == "finished" and after[run_id].student_name == before[run_id].student_name
         assert after[run_id].final_test_accuracy == before[run_id].final_test_accuracy
         assert after[run_id].history == before[run_id].history
         checkpoint.load(after[run_id].checkpoint_path)
-    assert "2 run(s) were restored from their checkpoint files" in store.notice
+    assert "2 run(s) were restored from their checkpoint files" in notice
     if damage == "garbage":
-        assert "could not be read" in store.notice
+        assert "could not be read" in notice
         assert list(tmp_path.glob("runs.sqlite3.damaged-*"))  # kept for a closer look, not deleted
     assert store.integrity() == "ok"
     store.close()
 
 
 def test_one_damaged_row_leaves_the_other_runs_readable(tmp_path):
-    store = RunStore(tmp_path)
+    store = opened(tmp_path)
     for run_id in ("r1", "r2", "r3"):
         store.add(a_run(run_id, owner=run_id))
         store.add_epoch(run_id, epoch(1, 98.0))
@@ -281,7 +289,7 @@ def test_a_moved_runs_folder_keeps_its_checkpoints_and_deletes_only_its_own(mnis
 
     first, _ = finished_runs(mnist, tmp_path / "old")
     shutil.copytree(tmp_path / "old", tmp_path / "new", ignore=shutil.ignore_patterns("servers"))
-    store = RunStore(tmp_path / "new")
+    store = opened(tmp_path / "new")
     run = store.get(first)
     assert Path(run.checkpoint_path) == tmp_path / "new" / f"{first}.pt"
     store.delete(first)
@@ -302,32 +310,32 @@ def test_an_unreadable_registry_while_serving_keeps_live_runs_and_says_why(mnist
         assert [r.id for r in runs] == [job]  # what the server holds in memory, not a traceback
         assert "cannot be read" in m.registry_error and "restart the server" in m.registry_error
         deadline = time.monotonic() + 60
-        while m.snapshot(job).epoch < 2 and time.monotonic() < deadline:
+        while m.snapshot(job).epochs_done < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         snap = m.snapshot(job)
-        assert snap.status == "running" and snap.epoch >= 2  # training carries on past epochs it cannot record
+        assert snap.status == "running" and snap.epochs_done >= 2  # training carries on past epochs it cannot record
         assert checkpoint.load(m.store.checkpoint_path(job)).history[:2] == snap.history[:2]
     finally:
         m.close()
 
 
 def test_a_locked_registry_is_not_taken_for_a_damaged_one(tmp_path, monkeypatch):
-    store = RunStore(tmp_path)
+    store = opened(tmp_path)
     store.add(a_run("keep"))
     store.close()
     monkeypatch.setattr(RunStore, "integrity", lambda self, quick=False: (_ for _ in ()).throw(
         sqlite3.OperationalError("database is locked")))
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        RunStore(tmp_path)
+        RunStore(tmp_path).recover()
     monkeypatch.undo()
     assert not list(tmp_path.glob("runs.sqlite3.damaged-*"))  # nothing set aside
-    assert [r.id for r in RunStore.reader(tmp_path).runs()] == ["keep"]
+    assert [r.id for r in RunStore(tmp_path).runs()] == ["keep"]
 
 
 def test_adopting_checkpoints_skips_a_bad_file_and_a_run_already_there(mnist, tmp_path):
     ids = finished_runs(mnist, tmp_path, n=1)
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
-    store = RunStore(tmp_path)  # starts despite the bad file
+    store = opened(tmp_path)  # starts despite the bad file
     assert store.adopt_checkpoints() == []  # the trained run has its row; the bad file is skipped
     assert [r.id for r in store.runs()] == ids
     store.close()

@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from mnistlab import arch, train
+from mnistlab import arch, devices, rules, train
 from mnistlab.train import ConfigError, TrainConfig
 
 
@@ -108,9 +108,10 @@ def test_bad_configs_are_refused_with_a_message(changes, message):
 def test_config_round_trip_and_eligibility():
     cfg = TrainConfig(epochs=5)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    assert cfg.challenge_eligible
-    assert not TrainConfig(train_subset=1000).challenge_eligible
-    assert not TrainConfig(epochs=20).challenge_eligible
+    tiny = arch.preset("tiny")
+    assert rules.judge(tiny, cfg).eligible
+    assert not rules.judge(tiny, TrainConfig(train_subset=1000)).eligible
+    assert not rules.judge(tiny, TrainConfig(epochs=20)).eligible
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({"epochs": 1, "turbo": True})
 
@@ -119,18 +120,18 @@ def test_config_round_trip_and_eligibility():
 def test_auto_device_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-    assert train.pick_device("auto").type == expected
+    assert devices.pick_device("auto").type == expected
 
 
 def test_device_and_precision_choice():
-    assert train.pick_device("cpu").type == "cpu"
+    assert devices.pick_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="no CUDA GPU"):
-            train.pick_device("cuda")
-    with pytest.raises(ConfigError):
-        train.pick_device("tpu")
+        with pytest.raises(devices.DeviceError, match="no CUDA GPU"):
+            devices.pick_device("cuda")
+    with pytest.raises(devices.DeviceError):
+        devices.pick_device("tpu")
     cpu = torch.device("cpu")
-    assert train.pick_precision("auto", cpu) == ("bf16" if train.cpu_has_native_bf16() else "fp32")
-    assert train.pick_precision("fp32", cpu) == "fp32"
-    with pytest.raises(ConfigError, match="fp16"):
-        train.pick_precision("fp16", cpu)
+    assert devices.pick_precision("auto", cpu) == ("bf16" if devices.cpu_has_native_bf16() else "fp32")
+    assert devices.pick_precision("fp32", cpu) == "fp32"
+    with pytest.raises(devices.DeviceError, match="fp16"):
+        devices.pick_precision("fp16", cpu)

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from mnistlab import arch
-from mnistlab.ui import state
+from mnistlab import arch, rules
+from mnistlab.ui import identity, resources
 
 st.title("MNIST Lab")
 st.markdown("""
@@ -37,15 +37,14 @@ st.markdown("""
 - **Teacher**: the whole class's queue, live, for the teacher (unlocked by the secret set when the server started).
 """)
 
-state.name_field()
+identity.name_field()
 
 st.subheader("Best runs so far")
-finished = [j for j in state.job_manager().runs() if j.status == "finished"]
-# Challenge-eligible runs rank above quick and shortened ones, whatever their accuracy.
-finished.sort(key=lambda j: (j.challenge_eligible, j.final_test_accuracy or 0), reverse=True)
+finished = [j for j in resources.job_manager().runs() if j.status == "finished"]
+finished.sort(key=rules.rank_key)  # the leaderboard's order: runs that count for the challenge first
 if finished:
     st.dataframe([{"final test accuracy (%)": round(j.final_test_accuracy, 2), "parameters": j.params,
-                   "epochs": j.epochs, "who": j.who or "anonymous", "network": j.name,
+                   "epochs": j.epochs, "student": j.student_name or "anonymous", "network": j.name,
                    "challenge-eligible": j.challenge_eligible} for j in finished[:10]],
                  hide_index=True, width="stretch")
 else:

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from mnistlab import arch
-from mnistlab.ui import editor, figures, state
+from mnistlab import arch, rules
+from mnistlab.ui import editor, figures, links
 
 st.title("Architecture")
 
@@ -13,16 +13,16 @@ with left:
 summary = arch.summary(spec)
 with right:
     st.metric("Parameters", f"{summary.total_params:,}",
-              delta=f"{arch.CHALLENGE_PARAMS - 1 - summary.total_params:,} left in the budget"
-              if summary.total_params < arch.CHALLENGE_PARAMS else
-              f"{summary.total_params - arch.CHALLENGE_PARAMS + 1:,} over the budget",
-              delta_color="normal" if summary.total_params < arch.CHALLENGE_PARAMS else "inverse")
+              delta=f"{rules.PARAM_LIMIT - 1 - summary.total_params:,} left in the budget"
+              if summary.total_params < rules.PARAM_LIMIT else
+              f"{summary.total_params - rules.PARAM_LIMIT + 1:,} over the budget",
+              delta_color="normal" if summary.total_params < rules.PARAM_LIMIT else "inverse")
     st.plotly_chart(figures.budget_bar(summary.total_params), width="stretch",
                     config={"displayModeBar": False})
     if error:
         st.caption("Showing the last valid network until the problem on the left is fixed.")
     st.subheader("Challenge checks")
-    for check in summary.checks:
+    for check in rules.architecture(summary):
         (st.success if check.passed else st.error)(check.detail, icon="✅" if check.passed else "❌")
     st.caption(f"{summary.total_macs / 1e6:.2f} M multiply-adds per image. "
                "Share this network: copy the page's address, it carries the network.")
@@ -34,5 +34,5 @@ st.dataframe(
      for r in summary.layers],
     hide_index=True, width="stretch")
 with st.expander("The network as JSON"):
-    st.code(state.spec_text(spec), language="json")
+    st.code(links.spec_text(spec), language="json")
 st.page_link("views/2_Train.py", label="Train this network →", icon="🏋️")

@@ -2,25 +2,25 @@
 
 import streamlit as st
 
-from mnistlab import arch, distill, train
+from mnistlab import arch, distill, rules, train
 from mnistlab.jobs import JobError
-from mnistlab.ui import figures, outcome, state
+from mnistlab.ui import figures, identity, links, outcome, resources
 
 st.title("Train")
-manager = state.job_manager()
-spec = state.current_spec()
+manager = resources.job_manager()
+spec = links.current_spec()
 summary = arch.summary(spec)
-me = state.session_id()
+owner = identity.owner_id()
 st.caption(f"Jobs from every session run one at a time on: {manager.device}")
 st.text(f"Network: {spec.name}, {summary.total_params:,} parameters "  # the name may come from a shared link
-        f"({'within' if summary.total_params < arch.CHALLENGE_PARAMS else 'over'} the 20k budget). "
+        f"({'within' if summary.total_params < rules.PARAM_LIMIT else 'over'} the {rules.PARAM_LIMIT:,} budget). "
         "Change it on the Architecture page.")
 
 recipe = train.recipe(spec.name)
 try:
-    teacher_epochs = sum(epochs for _, epochs, _ in distill.lineage("best"))
-except distill.TeacherError:  # the shipped weights are missing or damaged: nothing to learn from
-    teacher_epochs = None
+    mentor_epochs = sum(epochs for _, epochs, _ in distill.lineage("best"))
+except distill.MentorError:  # the shipped weights are missing or damaged: nothing to learn from
+    mentor_epochs = None
 with st.form("settings"):
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("epochs", 1, manager.max_epochs, value=recipe.epochs)
@@ -28,11 +28,11 @@ with st.form("settings"):
     lr = c3.number_input("learning rate (peak)", 0.001, 1.0, value=recipe.lr, step=0.01, format="%.3f")
     augment = c4.toggle("augmentation", value=recipe.augment > 0,
                         help="random rotation, scale and shift of each training image")
-    teach = st.toggle("learn from the shipped best network too (distillation)", disabled=teacher_epochs is None,
-                      value=recipe.distill_from is not None and teacher_epochs is not None,
+    learn_from_best = st.toggle("learn from the shipped best network too (distillation)", disabled=mentor_epochs is None,
+                      value=recipe.distill_from is not None and mentor_epochs is not None,
                       help="Besides the labels, your network learns from the best network's probabilities "
                            "(\"a 7, a little like a 1\"), which tells a small network more per image. Its "
-                           f"{teacher_epochs} training epochs count towards the 20-epoch limit." if teacher_epochs
+                           f"{mentor_epochs} training epochs count towards the 20-epoch limit." if mentor_epochs
                            else "Not available: the shipped best network's weights are missing or damaged.")
     quick = st.toggle("quick mode: train on 5,000 images (fast, but not challenge-eligible)", value=False)
     start = st.form_submit_button("Start training", type="primary")
@@ -40,10 +40,10 @@ with st.form("settings"):
 if start:
     cfg = train.TrainConfig(**{**recipe.to_dict(), "epochs": int(epochs), "batch_size": int(batch_size),
                                "lr": float(lr), "augment": recipe.augment if augment else 0.0,
-                               "distill_from": (recipe.distill_from or "best") if teach else None,
+                               "distill_from": (recipe.distill_from or "best") if learn_from_best else None,
                                "train_subset": 5000 if quick else None})
     try:
-        st.session_state.job_id = manager.submit(spec, cfg, owner=me, who=state.who())
+        st.session_state.job_id = manager.submit(spec, cfg, owner=owner, student_name=identity.student_name())
     except (JobError, train.ConfigError, arch.SpecError) as e:
         st.error(f"Not started: {e}")
 
@@ -67,12 +67,12 @@ def live() -> None:
             st.info(f"Starting on {manager.device}…")
     elif job.status == "running":
         where = f"{job.device} ({job.precision})" if job.device else manager.device
-        st.progress(job.progress, text=f"Running on {where}: epoch {min(job.epoch + 1, job.epochs)}/{job.epochs}, "
+        st.progress(job.progress, text=f"Running on {where}: epoch {min(job.epochs_done + 1, job.epochs)}/{job.epochs}, "
                                        f"batch {job.batch}/{job.batches}")
     if job.active:
         # A callback runs before the rerun the click causes, so that rerun already shows the cancelled job (and
         # works whether the click reruns the fragment or, e.g. under AppTest, the whole page).
-        st.button("Cancel", key="cancel", on_click=manager.cancel, args=(job_id,), kwargs={"requester": me})
+        st.button("Cancel", key="cancel", on_click=manager.cancel, args=(job_id,), kwargs={"owner": owner})
     if job.history:
         st.plotly_chart(figures.training_curves(job.history), width="stretch", key="curves")
     if job.status == "finished":

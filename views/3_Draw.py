@@ -5,17 +5,17 @@ from pathlib import Path
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mnistlab import checkpoint, drawing, inspect
-from mnistlab.ui import figures, state
+from mnistlab import analysis, checkpoint, drawing
+from mnistlab.ui import figures, labels, resources
 
 st.title("Draw a digit")
 
 # Options are stable keys: a run's label changes as it trains, and a changed option would reset the choice.
 models: dict[str, tuple[str, str]] = {f"preset:{name}": (f"preset · {name}", str(path))
                                       for name, path in checkpoint.shipped().items()}
-for run in state.job_manager().runs():
+for run in resources.job_manager().runs():
     if run.checkpoint_path and Path(run.checkpoint_path).exists():
-        models[f"run:{run.id}"] = (f"run · {state.run_label(run)}", run.checkpoint_path)
+        models[f"run:{run.id}"] = (f"run · {labels.run_label(run)}", run.checkpoint_path)
 if not models:
     st.error("No trained model is available: the shipped weights are missing and no run has finished yet.")
     st.stop()
@@ -25,7 +25,7 @@ choice = st.selectbox("Model", list(models), format_func=lambda key: models[key]
                       index=list(models).index(just_trained) if just_trained in models else 0)
 try:
     path = models[choice][1]
-    model = state.load_model(path, Path(path).stat().st_mtime)
+    model = resources.load_model(path, Path(path).stat().st_mtime)
 except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"That model could not be loaded: {e}")
     st.stop()
@@ -61,20 +61,20 @@ with right:
         st.metric("Prediction", "—")
         (st.info if isinstance(e, drawing.BlankDrawing) else st.error)(str(e))
     else:
-        probs = inspect.predict(model, image)
+        probs = analysis.predict(model, image)
         top = int(probs.argmax())
         st.metric("Prediction", str(top), f"{probs[top]:.0%} sure", delta_color="off", delta_arrow="off")
         st.plotly_chart(figures.probabilities(probs), width="stretch", config={"displayModeBar": False})
         a, b = st.columns(2)
         a.image(figures.enlarge(image, 6), caption="what the network sees (28×28)")
-        b.image(figures.enlarge(inspect.saliency(model, image), 6),
+        b.image(figures.enlarge(analysis.saliency(model, image), 6),
                 caption="saliency: pixels the decision leans on")
 
 if image is not None:
     st.subheader("Look inside: every conv layer's feature maps")
     st.caption("Each small square is one channel's response (bright = strong). Early layers find strokes and edges; "
                "later ones respond to parts of digits; the head has one map per digit.")
-    for fm in inspect.feature_maps(model, image):
+    for fm in analysis.feature_maps(model, image):
         st.markdown(f"**{fm.name}** — {fm.maps.shape[1]}×{fm.maps.shape[2]}")
         scale = max(1, 96 // fm.maps.shape[1])
         st.image(figures.tile(fm.maps, columns=16, scale=scale))

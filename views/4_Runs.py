@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from mnistlab import arch, checkpoint, export, inspect
+from mnistlab import analysis, arch, checkpoint, export, rules
 from mnistlab.jobs import JobError
-from mnistlab.ui import figures, outcome, state
+from mnistlab.ui import figures, identity, labels, outcome, resources, teacher
 
 st.title("Runs")
-manager = state.job_manager()
-me, teacher = state.session_id(), state.is_teacher()
+manager = resources.job_manager()
+owner, as_teacher = identity.owner_id(), teacher.is_teacher()
 runs = manager.runs()
 if not runs:
     st.info("No runs on this server yet: train a network on the Train page and it appears here.")
@@ -24,10 +24,10 @@ st.subheader("Leaderboard")
 eligible_only = st.toggle("Challenge-eligible finished runs only (all 60,000 training images, fewer than 20 "
                           "epochs, those of a network it learnt from included, fewer than 20,000 parameters, no "
                           "fully connected layer, a receptive field of at least 28 px)", key="eligible_only")
-ranked = sorted(runs, key=lambda r: (r.final_test_accuracy is None, -(r.final_test_accuracy or 0.0), -r.submitted_at))
+ranked = sorted(runs, key=rules.rank_key)
 board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
 st.dataframe(
-    [{"final test accuracy (%)": r.final_test_accuracy, "who": r.who or "anonymous", "network": r.name,
+    [{"final test accuracy (%)": r.final_test_accuracy, "student": r.student_name or "anonymous", "network": r.name,
       "parameters": r.params, "epochs": r.epochs, "status": r.status,
       "challenge-eligible": r.challenge_eligible and r.status == "finished",
       "training time (s)": round(r.train_seconds, 1), "device": r.device,
@@ -44,34 +44,34 @@ st.subheader("Compare")
 with_curves = {r.id: r for r in ranked if r.history}
 finished = [i for i, r in with_curves.items() if r.status == "finished"]
 chosen = st.multiselect("Runs to overlay", list(with_curves), default=finished[:2],
-                        format_func=lambda i: state.run_label(with_curves[i]), key="compare")
+                        format_func=lambda i: labels.run_label(with_curves[i]), key="compare")
 if chosen:
-    st.plotly_chart(figures.compare_curves([(state.run_label(with_curves[i]), with_curves[i].history)
+    st.plotly_chart(figures.compare_curves([(labels.run_label(with_curves[i]), with_curves[i].history)
                                             for i in chosen]), width="stretch", key="compare_chart")
 
 # ------------------------------------------------------------------------------------------------ one run
 st.subheader("One run")
 by_id = {r.id: r for r in runs}
 ids = list(by_id)
-mine = [i for i, r in by_id.items() if r.owner == me]
+mine = [i for i, r in by_id.items() if r.owner == owner]
 default = ids.index(mine[0]) if mine else 0
-run = by_id[st.selectbox("Run", ids, index=default, format_func=lambda i: state.run_label(by_id[i]),
+run = by_id[st.selectbox("Run", ids, index=default, format_func=lambda i: labels.run_label(by_id[i]),
                          key="run_choice")]
 
-st.text(f"{run.name} by {run.who or 'anonymous'}: {run.status}, {run.epoch}/{run.epochs} epochs, "
+st.text(f"{run.name} by {run.student_name or 'anonymous'}: {run.status}, {run.epochs_done}/{run.epochs} epochs, "
         f"{run.params:,} parameters{', on ' + run.device if run.device else ''}")
 outcome.ended_message(run)
 if run.active:
     st.info("Still training: its page on Train shows it live; this view updates when you come back.")
 outcome.rule_checks(run)
 
-if run.owner == me or teacher:
+if run.owner == owner or as_teacher:
     if run.active and st.button("Cancel this job", key="cancel_run"):
-        manager.cancel(run.id, requester=me, teacher=teacher)
+        manager.cancel(run.id, owner=owner, teacher=as_teacher)
         st.rerun()
     if not run.active and st.button("Delete this run", key="delete_run"):
         try:
-            manager.delete(run.id, requester=me, teacher=teacher)
+            manager.delete(run.id, owner=owner, teacher=as_teacher)
             st.rerun()
         except JobError as e:
             st.error(str(e))
@@ -102,17 +102,17 @@ if path is None or not path.exists():
     st.stop()
 files[2].download_button("Checkpoint (.pt)", path.read_bytes(), file_name=f"{run.id}.pt",
                          mime="application/octet-stream", key="dl_checkpoint",
-                         help=None if run.status == "finished" else f"The weights after epoch {run.epoch}.")
+                         help=None if run.status == "finished" else f"The weights after epoch {run.epochs_done}.")
 
 # ------------------------------------------------------------------------------------------------ its mistakes
 st.markdown("**Where it goes wrong: the confusion matrix on the 10,000 test images**")
 try:
-    probs = state.test_probabilities(str(path), path.stat().st_mtime)
+    probs = resources.test_probabilities(str(path), path.stat().st_mtime)
 except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"The checkpoint could not be loaded: {e}")
     st.stop()
-labels_true = state.mnist().test.labels.numpy()
-cm = inspect.confusion_matrix(labels_true, probs)
+labels_true = resources.mnist().test.labels.numpy()
+cm = analysis.confusion_matrix(labels_true, probs)
 st.plotly_chart(figures.confusion(cm), width="stretch", key="confusion")
 off = cm.copy()
 np.fill_diagonal(off, 0)
@@ -120,7 +120,7 @@ worst_true, worst_pred = np.unravel_index(int(off.argmax()), off.shape)
 c1, c2 = st.columns(2)
 true = c1.selectbox("True digit", range(10), index=int(worst_true), key="cell_true")
 pred = c2.selectbox("Predicted as", range(10), index=int(worst_pred), key="cell_pred")
-idx = inspect.misclassified(labels_true, probs, true, pred)
+idx = analysis.misclassified(labels_true, probs, true, pred)
 if true == pred:
     st.caption(f"The diagonal: {cm[true, true]} test images of a {true} recognised correctly.")
 elif not len(idx):
@@ -129,6 +129,6 @@ else:
     st.caption(f"{len(idx)} test image(s) of a {true} taken for a {pred}, most confident mistakes first "
                f"(showing {min(len(idx), 24)}).")
     shown = idx[:24]
-    images = state.mnist().test.images[shown].numpy() / 255.0
+    images = resources.mnist().test.images[shown].numpy() / 255.0
     st.image([figures.enlarge(im, 3) for im in images],
              caption=[f"#{i}: {probs[i, pred]:.0%} {pred}, {probs[i, true]:.0%} {true}" for i in shown])

@@ -3,13 +3,13 @@
 import streamlit as st
 
 from mnistlab.jobs import JobError
-from mnistlab.ui import state
+from mnistlab.ui import labels, resources, teacher
 
 st.title("Teacher view")
-if not state.teacher_login():
+if not teacher.teacher_login():
     st.stop()
 
-manager = state.job_manager()
+manager = resources.job_manager()
 st.caption(f"Unlocked for this browser session. Jobs run one at a time on: {manager.device}; "
            f"at most {manager.max_queue} may wait, one per browser session, {manager.max_epochs} epochs each.")
 if st.button("Lock the teacher view", key="lock"):
@@ -25,15 +25,15 @@ def live() -> None:
         st.caption("Nothing is training or waiting.")
     else:
         st.dataframe([{"place": "running" if r.status == "running" else r.queue_position,
-                       "who": r.who or "anonymous", "network": r.name, "parameters": r.params,
-                       "epoch": f"{r.epoch}/{r.epochs}", "progress": r.progress, "id": r.id} for r in queue],
+                       "student": r.student_name or "anonymous", "network": r.name, "parameters": r.params,
+                       "epoch": f"{r.epochs_done}/{r.epochs}", "progress": r.progress, "id": r.id} for r in queue],
                      column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
                      hide_index=True, width="stretch", key="queue_table")
 
     st.subheader("All runs")
     runs = manager.runs()
-    st.dataframe([{"who": r.who or "anonymous", "network": r.name, "status": r.status,
-                   "final test accuracy (%)": r.final_test_accuracy, "epochs": f"{r.epoch}/{r.epochs}",
+    st.dataframe([{"student": r.student_name or "anonymous", "network": r.name, "status": r.status,
+                   "final test accuracy (%)": r.final_test_accuracy, "epochs": f"{r.epochs_done}/{r.epochs}",
                    "error": r.error or "", "id": r.id} for r in runs],
                  column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f")},
                  hide_index=True, width="stretch", key="all_runs")
@@ -52,7 +52,7 @@ def act_on_one(title: str, ids: list[str], form: str, button: str, action, none_
         st.caption(none_left)
         return
     with st.form(f"{form}_form"):
-        target = st.selectbox("Run", ids, format_func=lambda i: state.run_label(runs[i]), key=f"{form}_choice")
+        target = st.selectbox("Run", ids, format_func=lambda i: labels.run_label(runs[i]), key=f"{form}_choice")
         if st.form_submit_button(button):
             try:
                 action(target, teacher=True)

@@ -7,13 +7,11 @@ validator's message beside the block or control it names, and the last valid spe
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from .. import arch
 from ..arch import ArchSpec, SpecError
-from . import state
+from . import links
 
 PREFIX = "ed_"
 MAX_WIDGET_WIDTH = 512  # the validator, not the widget, says where the real limit (256) is
@@ -73,9 +71,23 @@ def _remove_conv(i: int) -> None:
 def editor() -> tuple[ArchSpec, str | None]:
     """Render the editor; return (the spec in force, the validation message or None)."""
     if "draft" not in st.session_state:
-        st.session_state.draft = state.current_spec().to_dict()
+        st.session_state.draft = links.current_spec().to_dict()
     d = st.session_state.draft
+    _preset_picker(d)
+    controls = [_block_controls(i, block, len(d["blocks"])) for i, block in enumerate(d["blocks"])]
+    st.button("+ add block", on_click=_add_block, disabled=len(d["blocks"]) >= arch.MAX_BLOCKS)
+    general = _general_controls(d)
+    general_slot = st.empty()
 
+    new = {**d, "blocks": [block for block, _ in controls], **general}
+    if new != d:
+        new["name"] = "custom"  # edited: no longer the preset it came from
+    st.session_state.draft = new
+    return _validate(new, [slot for _, slot in controls], general_slot)
+
+
+def _preset_picker(d: dict) -> None:
+    """The preset select box and its Load button (loading replaces the draft)."""
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     names = list(arch.PRESETS)
     current = d.get("name") if d.get("name") in names else names[0]
@@ -87,33 +99,35 @@ def editor() -> tuple[ArchSpec, str | None]:
     if chosen and chosen != d.get("name"):
         st.caption(f"Press **Load preset** to replace the network below with `{chosen}`.")
 
-    new_blocks, block_slots = [], []
-    for i, block in enumerate(d["blocks"]):
-        with st.container(border=True):
-            st.markdown(f"**Block {i + 1}**: 3×3 convolutions, then optional max-pool and 1×1 transition")
-            cols = st.columns(max(len(block["widths"]), 1) + 3)
-            widths = [
-                int(cols[j].number_input(f"conv {j + 1} width", 1, MAX_WIDGET_WIDTH, step=1,
-                                         key=_seed(f"w_{i}_{j}", int(block["widths"][j]))))
-                for j in range(len(block["widths"]))
-            ]
-            k = len(widths)
-            padding = cols[k].selectbox("padding", [1, 0], key=_seed(f"pad_{i}", int(block.get("padding", 1))),
-                                        help="1 keeps the map size; 0 shrinks it by 2 pixels per conv")
-            pool = cols[k + 1].checkbox("max-pool", key=_seed(f"pool_{i}", bool(block.get("pool", True))))
-            transition = int(cols[k + 2].number_input(
-                "1×1 width (0 = none)", 0, MAX_WIDGET_WIDTH, step=1,
-                key=_seed(f"t_{i}", int(block.get("transition") or 0))))
-            add, rm, rmb, _ = st.columns([1, 1, 1.5, 2])
-            add.button("+ conv", key=f"addc{i}", on_click=_add_conv, args=(i,),
-                       disabled=len(block["widths"]) >= arch.MAX_CONVS_PER_BLOCK)
-            rm.button("− conv", key=f"rmc{i}", on_click=_remove_conv, args=(i,), disabled=len(block["widths"]) <= 1)
-            rmb.button("remove block", key=f"rmb{i}", on_click=_remove_block, args=(i,), disabled=len(d["blocks"]) <= 1)
-            block_slots.append(st.empty())
-            new_blocks.append({"widths": widths, "padding": padding, "pool": pool,
-                               "transition": transition or None})
-    st.button("+ add block", on_click=_add_block, disabled=len(d["blocks"]) >= arch.MAX_BLOCKS)
 
+def _block_controls(i: int, block: dict, n_blocks: int):
+    """Block ``i``'s widgets; return (the block as its widgets now say, the slot for a message about it)."""
+    with st.container(border=True):
+        st.markdown(f"**Block {i + 1}**: 3×3 convolutions, then optional max-pool and 1×1 transition")
+        cols = st.columns(max(len(block["widths"]), 1) + 3)
+        widths = [
+            int(cols[j].number_input(f"conv {j + 1} width", 1, MAX_WIDGET_WIDTH, step=1,
+                                     key=_seed(f"w_{i}_{j}", int(block["widths"][j]))))
+            for j in range(len(block["widths"]))
+        ]
+        k = len(widths)
+        padding = cols[k].selectbox("padding", [1, 0], key=_seed(f"pad_{i}", int(block.get("padding", 1))),
+                                    help="1 keeps the map size; 0 shrinks it by 2 pixels per conv")
+        pool = cols[k + 1].checkbox("max-pool", key=_seed(f"pool_{i}", bool(block.get("pool", True))))
+        transition = int(cols[k + 2].number_input(
+            "1×1 width (0 = none)", 0, MAX_WIDGET_WIDTH, step=1,
+            key=_seed(f"t_{i}", int(block.get("transition") or 0))))
+        add, rm, rmb, _ = st.columns([1, 1, 1.5, 2])
+        add.button("+ conv", key=f"addc{i}", on_click=_add_conv, args=(i,),
+                   disabled=len(block["widths"]) >= arch.MAX_CONVS_PER_BLOCK)
+        rm.button("− conv", key=f"rmc{i}", on_click=_remove_conv, args=(i,), disabled=len(block["widths"]) <= 1)
+        rmb.button("remove block", key=f"rmb{i}", on_click=_remove_block, args=(i,), disabled=n_blocks <= 1)
+        slot = st.empty()
+    return {"widths": widths, "padding": padding, "pool": pool, "transition": transition or None}, slot
+
+
+def _general_controls(d: dict) -> dict:
+    """The whole network's widgets (dropout, batch-norm, bias, head, order); return their values."""
     g1, g2 = st.columns(2)
     g3, g4 = st.columns(2)
     dropout = g1.slider("dropout", 0.0, 0.5, step=0.01, key=_seed("dropout", float(d.get("dropout", 0.1))))
@@ -121,27 +135,23 @@ def editor() -> tuple[ArchSpec, str | None]:
     bias = g2.toggle("conv bias", key=_seed("bias", bool(d.get("bias", True))),
                      help="A learned offset per channel. Batch-norm's own shift makes it redundant; "
                           "without batch-norm, turn it on.")
-    heads = list(arch.HEADS)
-    head = g3.selectbox("head", heads, key=_seed("head", d.get("head", "conv3")),
+    head = g3.selectbox("head", list(arch.HEADS), key=_seed("head", d.get("head", "conv3")),
                         format_func=lambda h: HEAD_LABELS[h])
-    orders = list(arch.ORDERS)
-    order = g4.selectbox("order", orders, key=_seed("order", d.get("order", "relu_bn")),
+    order = g4.selectbox("order", list(arch.ORDERS), key=_seed("order", d.get("order", "relu_bn")),
                          format_func=lambda o: ORDER_LABELS[o])
-    general_slot = st.empty()
+    return {"dropout": float(dropout), "batchnorm": bool(batchnorm), "bias": bool(bias), "head": head,
+            "order": order}
 
-    new = {**d, "blocks": new_blocks, "dropout": float(dropout), "batchnorm": bool(batchnorm), "bias": bool(bias),
-           "head": head, "order": order}
-    if new != d:
-        new["name"] = "custom"  # edited: no longer the preset it came from
-    st.session_state.draft = new
+
+def _validate(draft: dict, block_slots: list, general_slot) -> tuple[ArchSpec, str | None]:
+    """A valid draft becomes the session's spec and the URL's; an invalid one's message goes beside the block it
+    names (or under the general controls), and the last valid spec stays in force."""
     try:
-        spec = ArchSpec.from_dict(new)
+        spec = ArchSpec.from_dict(draft)
     except SpecError as e:
-        message = str(e)
-        m = re.match(r"block (\d+)", message)
-        slot = block_slots[int(m[1]) - 1] if m and int(m[1]) <= len(block_slots) else general_slot
-        slot.error(message, icon="⚠️")
-        return state.current_spec(), message
-    state.set_spec(spec)
-    state.spec_to_url(spec)
+        in_block = e.block is not None and 1 <= e.block <= len(block_slots)
+        (block_slots[e.block - 1] if in_block else general_slot).error(str(e), icon="⚠️")
+        return links.current_spec(), str(e)
+    links.set_spec(spec)
+    links.spec_to_url(spec)
     return spec, None

@@ -8,14 +8,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..arch import CHALLENGE_PARAMS
+from ..rules import PARAM_LIMIT, TARGET_ACCURACY
 
-TARGET = 99.4
 RED, GREEN, GREY = "#d62728", "#2ca02c", "#7f7f7f"
 
 
-def budget_bar(params: int, limit: int = CHALLENGE_PARAMS) -> go.Figure:
-    """A horizontal bar of the parameter count against the 20k budget; red past it."""
+def budget_bar(params: int, limit: int = PARAM_LIMIT) -> go.Figure:
+    """A horizontal bar of the parameter count against the challenge's budget; red past it."""
     over = params >= limit
     fig = go.Figure(go.Bar(x=[params], y=["parameters"], orientation="h", marker_color=RED if over else GREEN,
                            text=[f"{params:,}"], textposition="auto", hoverinfo="skip"))
@@ -26,7 +25,7 @@ def budget_bar(params: int, limit: int = CHALLENGE_PARAMS) -> go.Figure:
 
 
 def training_curves(history: list[dict]) -> go.Figure:
-    """Loss and accuracy per epoch, train and test side by side, with the 99.4 % line."""
+    """Loss and accuracy per epoch, train and test side by side, with the target accuracy's line."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy (%)"))
     epochs = [h["epoch"] for h in history]
     for key, name, color in (("train", "train", "#1f77b4"), ("test", "test", "#ff7f0e")):
@@ -35,8 +34,8 @@ def training_curves(history: list[dict]) -> go.Figure:
         fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_accuracy"] for h in history], name=f"{name} accuracy",
                                  mode="lines+markers", line_color=color, line_dash="dot" if key == "train" else None),
                       1, 2)
-    fig.add_hline(y=TARGET, line_dash="dash", line_color=RED, annotation_text="99.4 %", row=1, col=2)
-    lo = min([h["test_accuracy"] for h in history] + [h["train_accuracy"] for h in history] + [TARGET])
+    fig.add_hline(y=TARGET_ACCURACY, line_dash="dash", line_color=RED, annotation_text=f"{TARGET_ACCURACY} %", row=1, col=2)
+    lo = min([h["test_accuracy"] for h in history] + [h["train_accuracy"] for h in history] + [TARGET_ACCURACY])
     fig.update_yaxes(range=[max(0, lo - 0.5), 100], row=1, col=2)
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
@@ -48,7 +47,7 @@ def compare_curves(runs: list[tuple[str, list[dict]]]) -> go.Figure:
     for label, history in runs:
         fig.add_trace(go.Scatter(x=[h["epoch"] for h in history], y=[h["test_accuracy"] for h in history],
                                  name=html.escape(label, quote=False), mode="lines+markers"))  # plotly renders <b>, <a>
-    fig.add_hline(y=TARGET, line_dash="dash", line_color=RED)
+    fig.add_hline(y=TARGET_ACCURACY, line_dash="dash", line_color=RED)
     fig.update_layout(height=340, xaxis_title="epoch", yaxis_title="test accuracy (%)",
                       margin=dict(l=10, r=10, t=20, b=10))
     return fig

@@ -12,9 +12,9 @@ def ended_message(run: Run) -> None:
     elif run.status == "interrupted":
         st.warning(f"Interrupted: {run.error}")
     elif run.status == "cancelled":
-        st.warning(f"Cancelled after {run.epoch} epoch(s).")
+        st.warning(f"Cancelled after {run.epochs_done} epoch(s).")
 
 
 def rule_checks(run: Run) -> None:
-    for text, ok in run.rule_checks():
-        st.write(("✅ " if ok else "❌ ") + text)
+    for rule in run.verdict().rules:
+        st.write(("✅ " if rule.passed else "❌ ") + rule.detail)

@@ -1,0 +1,67 @@
+"""Which device trains, and in which precision: CUDA, then Apple MPS, then the CPU; bf16 where the hardware has it."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import MnistLabError
+
+
+class DeviceError(MnistLabError):
+    """A device or precision that is not available here; the message says which."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then the CPU; an explicit name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise DeviceError(f"unknown device {name!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("CUDA was asked for, but no CUDA GPU is available here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("Apple MPS was asked for, but it is not available here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"unsupported device {name!r}")
+    return dev
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_precision(requested: str, dev: torch.device) -> str:
+    if requested == "auto":
+        if dev.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if dev.type == "cpu":
+            return "bf16" if cpu_has_native_bf16() else "fp32"
+        return "fp32"
+    if requested == "fp16" and dev.type == "cpu":
+        raise DeviceError("fp16 training is for GPUs; use bf16 or fp32 on the CPU")
+    return requested
+
+
+def autocast(dev: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(dev.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
