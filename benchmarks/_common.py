@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from mnistlab import devices, train  # noqa: E402
+from mnistlab import devices  # noqa: E402
 
 
 def machine() -> dict:

@@ -98,7 +98,7 @@ def candidates(budget: str, search: str) -> dict[str, tuple[dict, dict]]:
     return {label: ({}, {**recipe, **change}) for label, change in RECIPE_CHANGES.items()}
 
 
-def _teacher_record(cfg: train.TrainConfig, mentors: dict) -> dict:
+def _mentor_record(cfg: train.TrainConfig, mentors: dict) -> dict:
     if not cfg.distill_from:
         return {}
     t = mentors[cfg.distill_from]
@@ -142,7 +142,7 @@ def main() -> None:
                   "params": arch.count_params(spec), "seed": seed, "epochs": cfg.epochs,
                   "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
                   "augment": cfg.augment, "clean_epochs": cfg.clean_epochs, "ema": cfg.ema,
-                  "optimizer": cfg.optimizer, **_teacher_record(cfg, mentors),
+                  "optimizer": cfg.optimizer, **_mentor_record(cfg, mentors),
                   "label_smoothing": cfg.label_smoothing, "precision": r.precision,
                   "validation_last3": val[-3:],
                   "test_final_for_the_record": round(r.history[-1].test_accuracy, 2),

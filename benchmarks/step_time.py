@@ -15,7 +15,7 @@ from _common import emit, machine
 import torch
 import torch.nn.functional as F
 
-from mnistlab import arch, devices, train
+from mnistlab import arch, devices
 
 
 def step_seconds(spec, batch_size, channels_last, precision, device, steps=30, warmup=5) -> float:

@@ -26,6 +26,7 @@ MAX_DROPOUT = 0.5
 MAX_BLOCKS = 8
 MAX_CONVS_PER_BLOCK = 6
 MAX_NAME = 40  # characters in a network's name
+MAX_JSON = 10_000  # characters of a spec's JSON: the largest legal spec takes about 1,000
 MAX_PARAMS = 200_000  # protects a shared server; the challenge's own budget is in rules.py
 
 HEADS = {
@@ -91,6 +92,8 @@ class ArchSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "ArchSpec":
+        if not isinstance(text, (str, bytes)) or len(text) > MAX_JSON:
+            raise SpecError(f"a spec is JSON text of at most {MAX_JSON:,} characters")
         try:
             d = json.loads(text)
         except (ValueError, TypeError, RecursionError) as e:
@@ -232,9 +235,9 @@ def _check_types(spec: ArchSpec) -> None:
         if not (b.transition is None or whole(b.transition)):
             raise SpecError(f"block {i} transition must be a whole number", block=i)
         _bool(b.pool, f"block {i} pool", i)
-    for key in ("name", "head", "order"):
-        if not isinstance(getattr(spec, key), str):
-            raise SpecError(f"{key} must be text")
+    _text(spec.name, "name", MAX_NAME)
+    for key in ("head", "order"):
+        _text(getattr(spec, key), key, MAX_NAME)
     if isinstance(spec.dropout, bool) or not isinstance(spec.dropout, (int, float)):
         raise SpecError("dropout must be a number")
     for key in ("batchnorm", "bias", "last_conv_bn"):

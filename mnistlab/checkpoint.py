@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,19 @@ from typing import Any
 
 import torch
 
+from . import records
 from .arch import ArchSpec, Net, SpecError, build
 from .errors import MnistLabError
 
 FORMAT = "mnistlab-checkpoint"
 VERSION = 1
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MAX_BYTES = 50 * 1024 * 1024  # our largest legal network (200k parameters) is under 1 MB
+# Our largest legal network (200k parameters, fp32) with a 100-epoch history is under 1 MB; torch stores members
+# uncompressed, so a checkpoint inflates to about its own size. Anything much bigger is not ours, and is refused
+# before it is read (the file) or inflated (its members).
+MAX_BYTES = 4 * 1024 * 1024
+MAX_INFLATED = 8 * 1024 * 1024
+MAX_MEMBERS = 2000  # one per tensor, plus torch's own few
 
 
 class CheckpointError(MnistLabError):
@@ -80,13 +87,7 @@ def save(ckpt: Checkpoint, path: Path | str) -> Path:
 def from_bytes(blob: bytes, source: str = "the file") -> Checkpoint:
     if len(blob) > MAX_BYTES:
         raise CheckpointError(f"{source} is {len(blob):,} bytes, far larger than any mnistlab checkpoint")
-    if not zipfile.is_zipfile(io.BytesIO(blob)):
-        raise CheckpointError(f"{source} is not an mnistlab checkpoint (not a PyTorch zip archive; "
-                              "it may be truncated, or a raw pickle)")
-    damaged = _damaged_member(blob)
-    if damaged:
-        raise CheckpointError(f"{source} is corrupt: its part {damaged!r} fails its checksum (a damaged copy; "
-                              "copy or train it again)")
+    _check_archive(blob, source)
     try:
         obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused a global: never executed, whatever torch calls it
@@ -98,13 +99,26 @@ def from_bytes(blob: bytes, source: str = "the file") -> Checkpoint:
     return _from_payload(obj, source)
 
 
-def _damaged_member(blob: bytes) -> str | None:
-    """The first archive member whose CRC-32 does not match (bit rot, a bad copy), or None. An archive too broken
-    to check is left to ``torch.load``, which reports it as corrupt."""
+def _check_archive(blob: bytes, source: str) -> None:
+    """A zip archive of a plausible size once inflated, each member intact: checked from the archive's directory
+    before anything is inflated, then member by member (CRC-32) within that bound."""
     try:
-        return zipfile.ZipFile(io.BytesIO(blob)).testzip()
-    except Exception:  # zipfile raises many types on broken archives
-        return None
+        archive = zipfile.ZipFile(io.BytesIO(blob))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        raise CheckpointError(f"{source} is not an mnistlab checkpoint (not a PyTorch zip archive; "
+                              "it may be truncated, or a raw pickle)") from None
+    inflated = sum(m.file_size for m in members)
+    if len(members) > MAX_MEMBERS or inflated > MAX_INFLATED:
+        raise CheckpointError(f"{source} would inflate to {inflated:,} bytes in {len(members)} parts, far more than "
+                              "any mnistlab checkpoint; it was not opened")
+    try:
+        damaged = archive.testzip()  # reads each member up to its declared size, no further
+    except Exception:  # zipfile raises many types on broken archives; torch.load then reports it as corrupt
+        damaged = None
+    if damaged:
+        raise CheckpointError(f"{source} is corrupt: its part {damaged!r} fails its checksum (a damaged copy; "
+                              "copy or train it again)")
 
 
 def _from_payload(obj: Any, source: str) -> Checkpoint:
@@ -131,13 +145,39 @@ def _from_payload(obj: Any, source: str) -> Checkpoint:
     return ckpt
 
 
-def load(path: Path | str) -> Checkpoint:
+def load(path: Path | str, follow_links: bool = True) -> Checkpoint:
+    """Read and check a checkpoint file. ``follow_links=False`` refuses a symbolic link (files in the runs folder)."""
     path = Path(path)
+    return from_bytes(read_regular_file(path, MAX_BYTES, follow_links), source=str(path))
+
+
+def read_regular_file(path: Path | str, limit: int, follow_links: bool = True) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. A FIFO, a device (/dev/zero), a folder, a link when
+    ``follow_links`` is off, or a giant (a sparse 20 GB file) is refused from its ``stat`` before anything is read,
+    and opening never blocks (a FIFO with no writer would hang every page)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
     try:
-        blob = path.read_bytes()
+        fd = os.open(path, flags)
+    except OSError as e:
+        why = "it is a link" if not follow_links and Path(path).is_symlink() else (e.strerror or str(e))
+        raise CheckpointError(f"cannot read {path}: {why}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise CheckpointError(f"{path} is {info.st_size:,} bytes, far larger than any mnistlab checkpoint")
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # it grew while being read
+                raise CheckpointError(f"{path} is larger than any mnistlab checkpoint")
+        return b"".join(chunks)
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    return from_bytes(blob, source=str(path))
+    finally:
+        os.close(fd)
 
 
 def from_result(result, meta: dict[str, Any] | None = None) -> Checkpoint:
@@ -153,8 +193,9 @@ def from_result(result, meta: dict[str, Any] | None = None) -> Checkpoint:
 
 
 def history_json(ckpt: Checkpoint) -> str:
-    return json.dumps({"spec": ckpt.spec.to_dict(), "config": ckpt.config, "history": ckpt.history,
-                       "meta": ckpt.meta}, indent=2)
+    """The run's record as strict JSON (a diverged run's NaN losses become null)."""
+    return json.dumps(records.json_safe({"spec": ckpt.spec.to_dict(), "config": ckpt.config,
+                                         "history": ckpt.history, "meta": ckpt.meta}), indent=2, allow_nan=False)
 
 
 def shipped() -> dict[str, Path]:

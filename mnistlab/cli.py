@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import arch, checkpoint, data, devices, export, rules, train
+from . import arch, checkpoint, data, devices, export, records, rules, train
 from .errors import MnistLabError
 
 
@@ -141,8 +141,9 @@ def cmd_eval(args) -> int:
     s = arch.summary(ckpt.spec)
     checked = rules.architecture(s, model)
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "name": ckpt.spec.name, "test_accuracy": acc,
-                          "test_loss": loss, "params": s.total_params, "checks": [r.to_dict() for r in checked]}))
+        report = {"checkpoint": str(args.checkpoint), "name": ckpt.spec.name, "test_accuracy": acc,
+                  "test_loss": loss, "params": s.total_params, "checks": [r.to_dict() for r in checked]}
+        print(json.dumps(records.json_safe(report), allow_nan=False))  # a NaN loss is null, never bare NaN
     else:
         print(f"{args.checkpoint}: {ckpt.spec.name}, {s.total_params:,} parameters")
         print(f"test accuracy: {acc:.2f}% (loss {loss:.4f}) on the official 10,000 test images")

@@ -18,12 +18,14 @@ few stray pixels, a single tap of the pen) raises ``BlankDrawing``.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 
 from .errors import MnistLabError
 
-__all__ = ["DrawingError", "BlankDrawing", "to_mnist", "is_blank", "ink"]
+__all__ = ["DrawingError", "BlankDrawing", "to_mnist", "is_blank", "ink", "image_from_png"]
 
 SIZE = 28  # the MNIST image
 BOX = 20  # the longer side of the digit inside it
@@ -35,6 +37,12 @@ INK_THRESHOLD = 0.1  # fainter pixels are background (noise), and not part of th
 MIN_INKED_FRACTION, MIN_INKED = 0.0005, 5
 MIN_SIDE = 3
 DOT_SIDE, DOT_ROUNDNESS, DOT_FILL = 0.15, 0.75, 0.6
+# What a drawing may cost. The canvas is 280x280 (twice that on a high-density screen); anything far bigger is not a
+# drawing, and is refused before it is decoded or copied. A crop longer than WORK_SIDE is first shrunk to it, so
+# the one resampling in to_mnist stays small whatever the input's shape (its padding grows with the crop's side).
+MAX_SIDE, MAX_PIXELS = 4096, 4096 * 1024
+MAX_PNG_BYTES = 2 * 1024 * 1024
+WORK_SIDE = 280
 
 
 class DrawingError(MnistLabError):
@@ -58,6 +66,9 @@ def ink(image: np.ndarray) -> np.ndarray:
         array = np.asarray(image)
     except ValueError as error:  # e.g. ragged nested lists
         raise DrawingError(f"expected an image array: {error}") from None
+    if array.ndim >= 2 and (max(array.shape[:2]) > MAX_SIDE or array.shape[0] * array.shape[1] > MAX_PIXELS):
+        raise DrawingError(f"the image is {array.shape[1]}x{array.shape[0]} pixels; a drawing is at most "
+                           f"{MAX_SIDE} pixels a side")
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise DrawingError(f"expected an image of numbers (uint8 or float, 0-255), got dtype {array.dtype}")
     if array.ndim == 3 and array.shape[2] in (3, 4):
@@ -116,6 +127,7 @@ def to_mnist(image: np.ndarray) -> np.ndarray:
     top, bottom, left, right = _box(value)
     crop = value[top:bottom, left:right]
     crop = np.where(crop >= INK_THRESHOLD, crop, np.float32(0))  # faint noise is background, not ink
+    crop = _shrink(crop)
     scale = BOX / max(crop.shape)
 
     # Where the scaled box goes in the 28x28 frame (PIL's continuous coordinates: pixel i spans [i, i + 1)) so that
@@ -137,3 +149,32 @@ def to_mnist(image: np.ndarray) -> np.ndarray:
     if peak <= 0:
         raise BlankDrawing("the ink is too faint")
     return out / peak
+
+
+def _shrink(crop: np.ndarray) -> np.ndarray:
+    """A crop longer than WORK_SIDE, shrunk (area average, aspect kept) so its longer side is WORK_SIDE."""
+    longer = max(crop.shape)
+    if longer <= WORK_SIDE:
+        return crop
+    size = [max(1, round(n * WORK_SIDE / longer)) for n in crop.shape]
+    return np.asarray(Image.fromarray(crop).resize((size[1], size[0]), Image.Resampling.BOX), dtype=np.float32)
+
+
+def image_from_png(raw: bytes) -> np.ndarray:
+    """The RGBA array of a PNG the browser sent (the canvas), checked before it is decoded: its size in bytes, then
+    its width and height from the header. Raises DrawingError for anything else."""
+    if not isinstance(raw, (bytes, bytearray)) or len(raw) > MAX_PNG_BYTES:
+        raise DrawingError("the drawing sent by the browser is too large to be the canvas")
+    try:
+        with Image.open(io.BytesIO(raw)) as img:  # reads the header only
+            width, height = img.size
+            if img.format != "PNG":
+                raise DrawingError("the drawing sent by the browser is not a PNG image")
+            if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+                raise DrawingError(f"the drawing sent by the browser is {width}x{height} pixels; the canvas is "
+                                   f"at most {MAX_SIDE} a side")
+            return np.asarray(img.convert("RGBA"))
+    except DrawingError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # PIL's ways of saying "damaged"
+        raise DrawingError(f"the drawing sent by the browser could not be read ({type(e).__name__})") from None

@@ -23,10 +23,10 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from . import checkpoint
+from . import checkpoint, cost
 from . import data as mdata
 from . import devices, train
-from .arch import ArchSpec, count_params
+from .arch import ArchSpec, count_params, summary
 from .store import Run, RunStore, StoreError
 from .errors import MnistLabError
 
@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 ENV_RUNS = "MNISTLAB_RUNS"
 MAX_QUEUE = 30  # a class of 30 can each have one job waiting
 MAX_EPOCHS = 30
+ENV_MAX_MINUTES = "MNISTLAB_MAX_JOB_MINUTES"
+MAX_JOB_MINUTES = 10.0  # the longest one job may hold the worker, as estimated by cost.py
+
+
+def default_max_job_minutes() -> float:
+    """$MNISTLAB_MAX_JOB_MINUTES when it is a positive number, else MAX_JOB_MINUTES."""
+    try:
+        minutes = float(os.environ.get(ENV_MAX_MINUTES, MAX_JOB_MINUTES))
+    except ValueError:
+        return MAX_JOB_MINUTES
+    return minutes if 0 < minutes < float("inf") else MAX_JOB_MINUTES
 
 
 def default_runs_dir() -> Path:
@@ -83,6 +94,8 @@ class JobManager:
         self._changed = threading.Condition(self._lock)  # ``wait_until`` waits here for any run to change
         self._version = 0  # counts the changes, so a waiter knows whether it missed one
         self.max_queue, self.max_epochs = max_queue, max_epochs
+        self.max_job_minutes = default_max_job_minutes()  # the teacher may change it while the server runs
+        self.device_type = devices.pick_device("auto").type
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="mnistlab-jobs", daemon=True)
         self._worker.start()
@@ -104,6 +117,7 @@ class JobManager:
         if config.epochs > self.max_epochs:
             raise JobError(f"this server trains at most {self.max_epochs} epochs per run (you asked for "
                            f"{config.epochs})")
+        self._check_cost(spec, config)
         with self._lock:
             if self._closed:
                 raise JobError("the server is shutting down; try again in a minute")
@@ -111,7 +125,8 @@ class JobManager:
                 raise JobError("you already have a job queued or running; cancel it or wait for it to finish")
             if len(self._queue) >= self.max_queue:
                 raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again in a few minutes")
-            run = Run(id=uuid.uuid4().hex[:12], owner=owner, student_name=student_name, name=spec.name, spec=spec.to_dict(),
+            run = Run(id=uuid.uuid4().hex[:12], owner=owner, student_name=student_name, name=spec.name,
+                      spec=spec.to_dict(),
                       config=config.to_dict(), params=count_params(spec), epochs=config.epochs,
                       submitted_at=time.time())
             try:
@@ -125,6 +140,20 @@ class JobManager:
             self._renumber()
             self._wake.notify_all()
         return run.id
+
+    def estimated_seconds(self, spec: ArchSpec, config: train.TrainConfig) -> float:
+        """How long ``spec`` trained with ``config`` would hold this server's worker."""
+        images = cost.training_images(config.train_subset, config.validation)
+        return cost.estimated_seconds(spec, config.epochs, images, self.device_type)
+
+    def _check_cost(self, spec: ArchSpec, config: train.TrainConfig) -> None:
+        seconds, limit = self.estimated_seconds(spec, config), self.max_job_minutes * 60
+        if seconds > limit:
+            macs = summary(spec).total_macs
+            raise JobError(f"this job would take about {cost.say_duration(seconds)} on {self.device}, and the "
+                           f"teacher allows {cost.say_duration(limit)} per job. Make it about "
+                           f"{seconds / limit:.0f}x smaller: fewer epochs, quick mode, or narrower layers (it does "
+                           f"{macs / 1e6:.1f} M multiply-adds per image).")
 
     def cancel(self, run_id: str, owner: str | None = None, teacher: bool = False) -> None:
         """Cancel a queued job at once, a running one within one batch; an ended run is left alone.

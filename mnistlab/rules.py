@@ -170,8 +170,9 @@ class TrainingRecord:
 
         epochs, subset, validation = config.get("epochs"), config.get("train_subset"), config.get("validation", 0)
         mentor, chain = config.get("distill_from"), config.get("distill_chain")
-        if not (whole(epochs) and (subset is None or whole(subset)) and whole(validation)
-                and (mentor is None or isinstance(mentor, str)) and (chain is None or isinstance(chain, (list, tuple)))):
+        fields_ok = whole(epochs) and (subset is None or whole(subset)) and whole(validation)
+        mentor_ok = (mentor is None or isinstance(mentor, str)) and (chain is None or isinstance(chain, (list, tuple)))
+        if not (fields_ok and mentor_ok):
             raise ValueError("the training config's epochs, data or mentor fields are damaged")
         chain = None if chain is None else tuple(tuple(x) if isinstance(x, (list, tuple)) else (x,) for x in chain)
         return cls(epochs, subset, validation, mentor, chain)

@@ -261,9 +261,11 @@ class RunStore:
         """Insert a run's row; with ``if_new``, a run already there is left alone. True when a row was added."""
         with self._using(con) as c:
             cur = c.execute(
-                f"INSERT {'OR IGNORE ' if if_new else ''}INTO runs (id, owner, student_name, name, spec, config, params, "
+                f"INSERT {'OR IGNORE ' if if_new else ''}INTO runs (id, owner, student_name, name, spec, config, "
+                "params, "
                 "epochs, eligible, status, submitted_at, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.id, run.owner, run.student_name, run.name, json.dumps(run.spec), json.dumps(run.config), run.params,
+                (run.id, run.owner, run.student_name, run.name, json.dumps(run.spec), json.dumps(run.config),
+                 run.params,
                  run.epochs, int(run.challenge_eligible), run.status, run.submitted_at, self.server))
             return cur.rowcount == 1
 
@@ -309,7 +311,7 @@ class RunStore:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def mark_interrupted(self) -> list[str]:
-        """Mark the runs a dead server left queued or running as interrupted, keeping their epochs. Returns their ids."""
+        """Mark the runs a dead server left queued or running as interrupted, keeping their epochs; their ids."""
         recovered = []
         with self._tx() as con:
             rows = con.execute("SELECT id, status, server FROM runs WHERE status IN ('queued', 'running')").fetchall()
@@ -403,7 +405,8 @@ class RunStore:
                 continue
             # Checkpoints live beside the registry; the file name is kept, so a moved or restored folder still works.
             ckpt = str(self.directory / Path(r["checkpoint"]).name) if r["checkpoint"] else None
-            runs.append(Run(id=r["id"], owner=r["owner"], student_name=r["student_name"], name=r["name"], spec=spec, config=config,
+            runs.append(Run(id=r["id"], owner=r["owner"], student_name=r["student_name"], name=r["name"], spec=spec,
+                            config=config,
                             params=r["params"], epochs=r["epochs"], status=r["status"], device=r["device"],
                             precision=r["precision"], history=history[r["id"]], error=r["error"],
                             checkpoint_path=ckpt, submitted_at=r["submitted_at"], started_at=r["started_at"],

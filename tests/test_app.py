@@ -9,6 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from mnistlab import arch
 
+from .conftest import HANG
+
 TIMEOUT = 60
 
 
@@ -147,32 +149,37 @@ def start_quick_run(at: AppTest, epochs: int = 1) -> AppTest:
     return at.run()
 
 
-def wait_for(at: AppTest, predicate, timeout: float = 120) -> AppTest:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        at.run()
-        if predicate(at):
-            return at
-        time.sleep(0.5)
-    raise AssertionError("the page never reached the expected state")
+def wait_for_run(at: AppTest, condition=lambda run: not run.active):
+    """Wait, woken by the job manager's events, until this session's run meets ``condition`` (by default: it has
+    ended); return its snapshot. The page is rendered afterwards, by the test."""
+    from mnistlab.ui import resources
+
+    return resources.job_manager().wait_until(at.session_state["job_id"], condition, timeout=HANG)
 
 
 def test_a_quick_run_shows_progress_and_can_be_cancelled():
     at = page("views/2_Train.py").run()
     assert not at.exception
     start_quick_run(at, epochs=10)
-    wait_for(at, lambda a: any("Running on" in (p.text or "") for p in at.get("progress")))
-    assert any("CPU" in (p.text or "") or "NVIDIA" in (p.text or "") for p in at.get("progress"))
+    snap = wait_for_run(at, lambda r: r.batch >= 1 or not r.active)  # a batch done: device and batches known
+    assert snap.status == "running", snap.error
+    at.run()
+    progress = [p.text or "" for p in at.get("progress")]
+    assert any(f"Running on {snap.device}" in t and "/10, batch" in t for t in progress), progress
     at.button(key="cancel").click().run()
     assert not at.exception
-    wait_for(at, lambda a: any("Cancelled" in w.value for w in a.warning), timeout=10)
+    assert wait_for_run(at).status == "cancelled"
+    at.run()
+    assert any("Cancelled" in w.value for w in at.warning)
     assert not at.exception
 
 
 def test_a_finished_quick_run_can_be_chosen_on_the_draw_page():
     at = page("views/2_Train.py").run()
     start_quick_run(at, epochs=1)
-    wait_for(at, lambda a: any(m.label.startswith("Final test accuracy") for m in a.metric))
+    assert wait_for_run(at).status == "finished"
+    at.run()
+    assert any(m.label.startswith("Final test accuracy") for m in at.metric)
     assert not at.exception
     draw = page("views/3_Draw.py").run()
     assert not draw.exception
@@ -211,7 +218,8 @@ def add_finished_run(run_id: str, student_name: str, acc: float, *, status: str 
     store = resources.job_manager().store
     spec = arch.preset("tiny")
     cfg = train.TrainConfig(epochs=2, train_subset=subset)
-    store.add(Run(id=run_id, owner=owner, student_name=student_name, name=spec.name, spec=spec.to_dict(), config=cfg.to_dict(),
+    store.add(Run(id=run_id, owner=owner, student_name=student_name, name=spec.name, spec=spec.to_dict(),
+                  config=cfg.to_dict(),
                   params=arch.count_params(spec), epochs=2, submitted_at=time.time()))
     store.started(run_id)
     for e, a in ((1, acc - 0.5), (2, acc))[: 1 if status == "interrupted" else 2]:
@@ -276,8 +284,8 @@ def test_runs_page_leaderboard_filter_failed_run_and_mistakes():
     at = page("views/4_Runs.py").run()
     assert not at.exception
     board = at.dataframe[0].value
-    assert list(board["id"]) == ["bbb", "aaa", "ccc"]  # best final accuracy first, no result last
-    assert list(board["challenge-eligible"]) == [False, True, False]  # quick, eligible, failed
+    assert list(board["id"]) == ["aaa", "bbb", "ccc"]  # eligible first, then the quick run, no result last
+    assert list(board["challenge-eligible"]) == [True, False, False]  # eligible, quick, failed
     at.toggle(key="eligible_only").set_value(True).run()
     assert list(at.dataframe[0].value["id"]) == ["aaa"]
     at.toggle(key="eligible_only").set_value(False).run()
@@ -335,6 +343,7 @@ def test_one_job_per_session_is_refused_with_a_message():
     start_quick_run(at, epochs=1)
     assert any("already have a job" in e.value for e in at.error)
     at.button(key="cancel").click().run()
+    assert wait_for_run(at).status == "cancelled" and wait_for_run(at).epochs == 20  # the first job, not a second
 
 
 def test_teacher_view_is_off_without_a_secret(monkeypatch):
@@ -363,7 +372,7 @@ def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypa
     assert run_id in list(at.dataframe[0].value["id"])
     at.selectbox(key="cancel_choice").set_value(run_id)
     next(b for b in at.button if b.label == "Cancel this job").click().run()
-    assert resources.job_manager().wait(run_id, timeout=10).status == "cancelled"
+    assert resources.job_manager().wait(run_id, timeout=HANG).status == "cancelled"
 
 
 def test_after_a_crash_every_session_hears_once_what_was_stopped(tmp_path):
@@ -412,7 +421,9 @@ def test_the_train_page_teaches_with_the_shipped_best_when_asked():
     assert teach.value is False
     teach.set_value(True)
     start_quick_run(at, epochs=1)
-    wait_for(at, lambda a: any(m.label.startswith("Final test accuracy") for m in a.metric))
+    assert wait_for_run(at).status == "finished"
+    at.run()
+    assert any(m.label.startswith("Final test accuracy") for m in at.metric)
     assert not at.exception
     from mnistlab.ui import resources
 
@@ -421,3 +432,74 @@ def test_the_train_page_teaches_with_the_shipped_best_when_asked():
     assert [list(link) for link in config["distill_chain"]] == [["best", 4, arch.count_params(arch.preset("best"))]]
     rules = " ".join(m.value for m in at.markdown)
     assert "fewer than 20 epochs, counting those of the network it learnt from (1 + 4 for best = 5)" in rules
+
+
+def _draw_with_canvas_sending(monkeypatch, data_url) -> AppTest:
+    """Draw, its canvas replaced by one whose browser sent ``data_url`` (what a crafted request could send). The
+    component registers itself only inside a running app, so the page runs once before it is replaced."""
+    import sys
+
+    at = page("views/3_Draw.py").run()
+    sdc = sys.modules["streamlit_drawable_canvas"]
+    monkeypatch.setattr(sdc, "st_canvas", lambda **kw: sdc.CanvasResult(json_data={"objects": []},
+                                                                        image_data_url=data_url,
+                                                                        return_image_data=True))
+    return at.run()
+
+
+@pytest.mark.parametrize("data_url,message", [
+    ("data:image/png;base64,not base64 at all!", "could not be read"),
+    ("javascript:alert(1)", "could not be read"),
+    ("data:image/png;base64," + __import__("base64").b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode(),
+     "could not be read"),
+])
+def test_a_crafted_drawing_is_a_message_on_draw_never_a_traceback(monkeypatch, data_url, message):
+    at = _draw_with_canvas_sending(monkeypatch, data_url)
+    assert not at.exception
+    assert metric(at, "Prediction").value == "—"
+    assert any(message in e.value for e in at.error)
+
+
+def test_a_drawing_of_a_huge_image_is_refused_on_draw_and_a_real_one_predicted(monkeypatch):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def data_url(array):
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+    line = np.zeros((3, 100_000, 4), np.uint8)
+    line[..., 3] = 255
+    line[1, :, :3] = 255
+    at = _draw_with_canvas_sending(monkeypatch, data_url(line))
+    assert not at.exception and any("pixels" in e.value for e in at.error)
+    one = np.zeros((280, 280, 4), np.uint8)
+    one[..., 3] = 255
+    one[40:240, 130:150, :3] = 255  # a vertical bar: a 1
+    at = _draw_with_canvas_sending(monkeypatch, data_url(one))
+    assert not at.exception and metric(at, "Prediction").value == "1"
+
+
+def test_guessing_the_teacher_secret_is_braked_per_session_and_per_server(monkeypatch):
+    monkeypatch.setenv("MNISTLAB_TEACHER_SECRET", "s3cret")
+    at = page("views/5_Teacher.py").run()
+    for i in range(5):
+        at.text_input[0].input(f"guess {i}")
+        at.button[0].click().run()
+        assert any("not the teacher secret" in e.value for e in at.error)
+    at.text_input[0].input("s3cret")  # even the right one waits now: a guesser cannot tell when they hit it
+    at.button[0].click().run()
+    assert any("Too many wrong guesses" in e.value for e in at.error) and not at.dataframe
+    for i in range(6):  # new sessions (a reload each) still add up to the server's limit
+        other = page("views/5_Teacher.py").run()
+        for j in range(5):
+            other.text_input[0].input(f"guess {i}-{j}")
+            other.button[0].click().run()
+    teacher = page("views/5_Teacher.py").run()
+    teacher.text_input[0].input("s3cret")
+    teacher.button[0].click().run()
+    assert any("Too many wrong guesses" in e.value for e in teacher.error) and not teacher.dataframe

@@ -158,3 +158,17 @@ def test_a_transition_of_zero_means_none_as_in_the_editor():
     d["blocks"][0]["transition"] = False
     with pytest.raises(arch.SpecError, match="block 1 transition must be a whole number"):
         arch.ArchSpec.from_dict(d)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"blocks": [{"widths": [8]}], "dropout": 1' + "0" * 400 + "}", "dropout must be between"),
+    ('{"blocks": [{"widths": [8]}], "name": "x\\ud800"}', "name must be plain text"),
+    ('{"blocks": [{"widths": [8]}], "name": "' + "x" * 20_000 + '"}', "at most"),
+    ("[" * 100_000 + "]" * 100_000, "at most"),
+    ("[" * 5000 + "]" * 5000, "must be a JSON object|not valid JSON"),
+    ('{"blocks": [{"widths": [1e308]}]}', "widths must be between"),
+    ('{"blocks": [{"widths": [NaN]}]}', "whole number"),
+])
+def test_hostile_spec_json_is_a_spec_error(text, message):
+    with pytest.raises(SpecError, match=message):
+        ArchSpec.from_json(text)

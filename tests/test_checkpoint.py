@@ -97,3 +97,48 @@ def test_an_invalid_spec_inside_is_refused():
     torch.save(payload, buf)
     with pytest.raises(CheckpointError, match="invalid architecture spec: dropout"):
         checkpoint.from_bytes(buf.getvalue())
+
+
+def test_a_fifo_a_device_a_link_or_a_giant_is_refused_before_anything_is_read(tmp_path):
+    import os
+    import resource
+
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)  # opening it for reading would block every page for ever
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        checkpoint.load(fifo)
+    zero = tmp_path / "zero.pt"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        checkpoint.load(zero)
+    with pytest.raises(CheckpointError, match="link"):
+        checkpoint.load(zero, follow_links=False)
+    sparse = tmp_path / "sparse.pt"
+    with open(sparse, "wb") as f:
+        f.truncate(20 * 1024**3)  # 20 GB on paper, nothing on disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="far larger"):
+        checkpoint.load(sparse)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: nothing was read
+    real = checkpoint.save(small_checkpoint(), tmp_path / "real.pt")
+    link = tmp_path / "link.pt"
+    link.symlink_to(real)
+    assert checkpoint.load(link).spec == arch.preset("tiny")  # a user's own link is fine from the CLI
+    with pytest.raises(CheckpointError, match="link"):
+        checkpoint.load(link, follow_links=False)  # but never inside the runs folder
+
+
+def test_a_zip_bomb_is_refused_from_its_directory_before_anything_is_inflated(tmp_path, monkeypatch):
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("archive/data.pkl", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(1024):  # 1 GiB of zeros: about 1 MB on disk
+                member.write(block)
+    assert bomb.stat().st_size < checkpoint.MAX_BYTES
+    opened = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, *a, **k: opened.append(a) or real_open(self, *a, **k))
+    with pytest.raises(CheckpointError, match="would inflate"):
+        checkpoint.load(bomb)
+    assert opened == []  # refused from the archive's directory: no member was opened, let alone inflated

@@ -1,10 +1,12 @@
 """A class on one server: every press of Start is accepted or refused with a message, and no run is lost."""
 
+import pytest
 import streamlit as st
 
 from .classroom import simulate
 
 
+@pytest.mark.slow
 def test_a_class_submitting_together_loses_nothing(tmp_path, monkeypatch, data_root):
     monkeypatch.setenv("MNISTLAB_RUNS", str(tmp_path / "runs"))
     st.cache_resource.clear()

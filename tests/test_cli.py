@@ -40,6 +40,7 @@ def test_bad_spec_is_a_message_not_a_traceback():
     assert "at least one block" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_spec_as_json_text_or_as_a_file(tmp_path):
     spec = arch.preset("best")
     text = json.dumps(spec.to_dict(), indent=2)  # longer than a file name may be, as the Architecture page shows it
@@ -80,6 +81,7 @@ def test_train_then_eval_a_quick_run(data_root, tmp_path):
     assert out["test_accuracy"] == pytest.approx(history[0]["test_accuracy"], abs=0.01)
 
 
+@pytest.mark.slow
 def test_train_refuses_an_unusable_out_path_before_training(data_root, tmp_path):
     proc = run("train", "--preset", "tiny", "--epochs", "1", "--train-subset", "500", "--out", str(tmp_path),
                root=data_root, check=False)
@@ -122,3 +124,17 @@ def test_eval_refuses_a_foreign_file(tmp_path):
     bad.write_bytes(b"\x80\x04not a checkpoint")
     proc = run("eval", "--checkpoint", str(bad), check=False)
     assert proc.returncode == 2 and "not an mnistlab checkpoint" in proc.stderr
+
+
+def test_eval_json_of_a_diverged_network_is_strict_json(tmp_path, data_root):
+    import torch
+
+    from mnistlab import checkpoint
+
+    spec = arch.preset("tiny")
+    weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+               for k, v in arch.build(spec).state_dict().items()}
+    path = checkpoint.save(checkpoint.Checkpoint(spec, weights), tmp_path / "nan.pt")
+    text = run("eval", "--checkpoint", str(path), "--json", root=data_root).stdout
+    out = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} is not JSON"))
+    assert out["test_loss"] is None and 0 <= out["test_accuracy"] <= 100

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from mnistlab import drawing
 from mnistlab.drawing import BlankDrawing, DrawingError, ink, is_blank, to_mnist
 
 # Digits as polylines in a unit box (x right, y down), the longer side 1.
@@ -235,3 +236,58 @@ def test_mnist_digits_scaled_up_to_a_canvas_come_back_as_themselves(mnist):
         assert correlation(to_mnist(digit), _centred(digit)) > 0.9, i  # a 28x28 grayscale MNIST image as it is
         as_is.append(correlation(out, digit))
     assert np.mean(as_is) > 0.9  # even before the sub-pixel recentring
+
+
+def _png(array: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def test_a_tiny_png_of_a_huge_image_is_refused_from_its_header():
+    import resource
+
+    line = np.zeros((3, 100_000, 4), np.uint8)
+    line[..., 3] = 255
+    line[1, :, :3] = 255
+    raw = _png(line)
+    assert len(raw) < 2000  # a few hundred bytes on the wire
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DrawingError, match="100000x3 pixels"):
+        drawing.image_from_png(raw)
+    with pytest.raises(DrawingError, match="at most"):
+        to_mnist(line)  # the array itself, as the old canvas path handed it over
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB
+
+
+def test_a_long_thin_line_costs_little_memory():
+    import resource
+
+    line = np.zeros((1, 4000, 4), np.uint8)
+    line[..., 3] = 255
+    line[0, :, :3] = 255
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = to_mnist(drawing.image_from_png(_png(line)))
+    assert out.shape == (28, 28) and out.max() == 1.0  # read as a dash, centred
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB
+
+
+@pytest.mark.parametrize("raw,message", [
+    (b"", "could not be read"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "could not be read"),
+    (b"GIF89a" + b"\0" * 40, "could not be read|not a PNG"),
+    (bytes(3 * 1024 * 1024), "too large"),
+    ("not bytes", "too large"),
+])
+def test_whatever_the_browser_sends_is_a_drawing_error_never_a_traceback(raw, message):
+    with pytest.raises(DrawingError, match=message):
+        drawing.image_from_png(raw)
+
+
+def test_a_real_canvas_png_decodes_to_the_same_digit():
+    rgba = render("7")
+    np.testing.assert_array_equal(drawing.image_from_png(_png(rgba)), rgba)

@@ -27,7 +27,7 @@ def test_any_link_gives_a_valid_network_or_the_default_with_a_message(raw):
     if message is None:  # taken as given: the link's own network, or a preset it names
         assert raw is None or raw in arch.PRESETS or spec == arch.ArchSpec.from_json(raw)
     else:
-        assert spec == arch.preset("best") and message.endswith("showing the default network.") or "too long" in message
+        assert spec == arch.preset("best") and "showing the default" in message  # too long, or not valid
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -15,7 +15,8 @@ from mnistlab import arch, checkpoint, train
 from mnistlab.jobs import JobError, JobManager
 from mnistlab.store import Run, RunStore, StoreError
 
-QUICK = train.TrainConfig(epochs=1, train_subset=1000, batch_size=100, seed=0)
+from .conftest import HANG, QUICK, ProcessOutput, held
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -90,17 +91,10 @@ def test_recovery_marks_a_dead_servers_runs_interrupted_and_keeps_their_epochs(t
     assert live.integrity() == "ok"
 
 
-@pytest.fixture
-def manager(mnist, tmp_path):
-    m = JobManager(tmp_path / "runs", load_data=lambda: mnist)
-    yield m
-    m.close()
-
-
 def test_runs_live_in_the_registry_and_survive_a_restart(mnist, tmp_path):
     m = JobManager(tmp_path, load_data=lambda: mnist)
     run_id = m.submit(arch.preset("tiny"), QUICK, owner="s1", student_name="Ann")
-    assert m.wait(run_id, timeout=120).status == "finished"
+    assert m.wait(run_id, timeout=HANG).status == "finished"
     m.close()
     m2 = JobManager(tmp_path, load_data=lambda: mnist)
     try:
@@ -113,7 +107,8 @@ def test_runs_live_in_the_registry_and_survive_a_restart(mnist, tmp_path):
 
 
 def test_one_active_job_per_session_and_an_epoch_limit(manager):
-    manager.submit(arch.preset("tiny"), QUICK, owner="s1")
+    long = train.TrainConfig(epochs=30, train_subset=1000, batch_size=100)  # still active when s1 asks again
+    manager.submit(arch.preset("tiny"), long, owner="s1")
     with pytest.raises(JobError, match="already have a job"):
         manager.submit(arch.preset("tiny"), QUICK, owner="s1")
     manager.submit(arch.preset("tiny"), QUICK, owner="s2")  # another session is not held back
@@ -131,8 +126,8 @@ def test_only_the_owner_or_the_teacher_cancels_or_deletes(manager):
         manager.cancel(second, owner="s1")
     assert manager.snapshot(second).active
     manager.cancel(second, owner="s1", teacher=True)
-    assert manager.snapshot(second).status == "cancelled"
-    manager.wait(first, timeout=120)
+    assert manager.wait(second, timeout=HANG).status == "cancelled"  # at once if queued, within a batch if running
+    assert manager.wait(first, timeout=HANG).status == "finished"
     with pytest.raises(JobError, match="only the person who started"):
         manager.delete(first, owner="s2")
     manager.delete(first, owner="s1")
@@ -144,13 +139,10 @@ def test_only_the_owner_or_the_teacher_cancels_or_deletes(manager):
 def test_a_cancelled_run_keeps_its_history(manager):
     cfg = train.TrainConfig(epochs=30, train_subset=600, batch_size=100)
     run_id = manager.submit(arch.preset("tiny"), cfg, owner="s1")
-    deadline = time.monotonic() + 120
-    while manager.snapshot(run_id).epochs_done < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    live = manager.snapshot(run_id)
+    live = manager.wait_until(run_id, lambda r: r.epochs_done >= 1 or not r.active, timeout=HANG)
     assert live.active and live.checkpoint_path  # pages (Draw, Runs) can use its weights while it still trains
     manager.cancel(run_id, owner="s1")
-    run = manager.wait(run_id, timeout=30)
+    run = manager.wait(run_id, timeout=HANG)
     assert run.status == "cancelled" and run.epochs_done >= 1
     stored = manager.store.get(run_id)
     ck = checkpoint.load(stored.checkpoint_path)  # the weights of its last completed epoch, matching its history
@@ -158,36 +150,36 @@ def test_a_cancelled_run_keeps_its_history(manager):
 
 
 KILL_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import sys
     from mnistlab import arch, train, data
     from mnistlab.jobs import JobManager
     m = JobManager(sys.argv[1], load_data=lambda: data.load(fetch=False))
-    m.submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=2000, batch_size=100), owner="s1")
-    print("submitted", flush=True)
-    time.sleep(600)
+    run_id = m.submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=2000, batch_size=100), owner="s1")
+    print("submitted", run_id, flush=True)
+    run = m.wait_until(run_id, lambda r: r.epochs_done >= 2 and r.batch >= 1, timeout=float(sys.argv[2]))
+    print("mid-epoch", run.epochs_done + 1, flush=True)  # two epochs recorded, a batch of the next one done
+    m.wait(run_id, timeout=float(sys.argv[2]))  # killed long before this returns
 """)
 
 
 def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_database(data_root, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path)], cwd=ROOT,
-                            env={**os.environ, "MNISTLAB_DATA": str(data_root)})
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path), str(HANG)], cwd=ROOT,
+                            env={**os.environ, "MNISTLAB_DATA": str(data_root)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        run = None
-        while time.monotonic() < deadline:  # wait for two finished epochs, read from the registry like a page
-            runs = RunStore(tmp_path).runs() if (tmp_path / "runs.sqlite3").exists() else []
-            if runs and runs[0].epochs_done >= 2:
-                run = runs[0]
-                break
-            time.sleep(0.1)
-        assert run is not None and run.status == "running", "the run never got to its second epoch"
-        time.sleep(0.3)  # into the next epoch
+        out = ProcessOutput(proc)
+        run_id = out.wait_for("submitted").split()[1]
+        in_epoch = int(out.wait_for("mid-epoch").split()[1])
+        assert in_epoch >= 3
+        run = RunStore(tmp_path).get(run_id)  # as a page reads it, while the server trains
+        assert run.status == "running" and run.epochs_done >= in_epoch - 1
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        assert proc.wait(timeout=HANG) == -signal.SIGKILL
     finally:
         proc.kill()
         proc.wait()
     killed_at = len(RunStore(tmp_path).get(run.id).history)
+    assert killed_at >= in_epoch - 1
     store = RunStore(tmp_path)  # the restarted server
     assert store.recover().interrupted == [run.id]
     after = store.get(run.id)
@@ -202,7 +194,8 @@ def test_a_server_killed_mid_epoch_leaves_an_interrupted_run_and_a_sound_databas
 def test_thirty_sessions_submitting_at_the_same_instant_are_each_accepted_or_refused(mnist, tmp_path):
     import threading
 
-    m = JobManager(tmp_path, load_data=lambda: mnist, max_queue=10)
+    load, release = held(mnist)  # the worker takes at most one job off the queue while they submit
+    m = JobManager(tmp_path, load_data=load, max_queue=10)
     go = threading.Barrier(30)
     outcome: dict[int, str] = {}
 
@@ -224,10 +217,12 @@ def test_thirty_sessions_submitting_at_the_same_instant_are_each_accepted_or_ref
         assert len(outcome) == 30 and 10 <= len(accepted) <= 11  # the queue's 10, plus one the worker took at once
         assert all("queue is full" in v for v in refused)
         assert {r.id for r in m.runs()} == accepted
+        release.set()
         for run_id in accepted:
-            assert m.wait(run_id, timeout=120).status == "finished"
+            assert m.wait(run_id, timeout=HANG).status == "finished"
         assert m.store.integrity() == "ok"
     finally:
+        release.set()
         m.close()
 
 
@@ -237,7 +232,7 @@ def finished_runs(mnist, directory, n=2):
     ids = []
     for i in range(n):
         ids.append(m.submit(arch.preset("tiny"), QUICK, owner=f"s{i}", student_name=f"Student {i}"))
-        assert m.wait(ids[-1], timeout=120).status == "finished"
+        assert m.wait(ids[-1], timeout=HANG).status == "finished"
     m.close()
     return ids
 
@@ -258,7 +253,7 @@ def test_a_damaged_or_emptied_registry_is_rebuilt_from_the_checkpoints(mnist, tm
         assert after[run_id].status == "finished" and after[run_id].student_name == before[run_id].student_name
         assert after[run_id].final_test_accuracy == before[run_id].final_test_accuracy
         assert after[run_id].history == before[run_id].history
-        checkpoint.load(after[run_id].checkpoint_path)
+        assert checkpoint.load(after[run_id].checkpoint_path).history == after[run_id].history
     assert "2 run(s) were restored from their checkpoint files" in notice
     if damage == "garbage":
         assert "could not be read" in notice
@@ -309,10 +304,7 @@ def test_an_unreadable_registry_while_serving_keeps_live_runs_and_says_why(mnist
         runs = m.runs()
         assert [r.id for r in runs] == [job]  # what the server holds in memory, not a traceback
         assert "cannot be read" in m.registry_error and "restart the server" in m.registry_error
-        deadline = time.monotonic() + 60
-        while m.snapshot(job).epochs_done < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        snap = m.snapshot(job)
+        snap = m.wait_until(job, lambda r: r.epochs_done >= 2 or not r.active, timeout=HANG)
         assert snap.status == "running" and snap.epochs_done >= 2  # training carries on past epochs it cannot record
         assert checkpoint.load(m.store.checkpoint_path(job)).history[:2] == snap.history[:2]
     finally:

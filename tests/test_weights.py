@@ -16,15 +16,7 @@ def test_every_preset_ships_weights_with_the_command_that_made_them():
         assert {k: config.get(k) for k in train.RECIPES[name]} == train.RECIPES[name], name
 
 
-# Measured gaps, kept visible: a preset whose shipped weights are under 99.4 % goes here with its figure (see
-# mnistlab/weights/<name>.txt). strict=True: the day it reaches the target, this test fails until it is removed.
-BELOW_TARGET: dict[str, str] = {}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason=BELOW_TARGET[n], strict=True)) if n in BELOW_TARGET else n
-    for n in arch.PRESETS
-])
+@pytest.mark.parametrize("name", list(arch.PRESETS))  # every shipped preset reaches the target
 def test_shipped_weights_reach_the_target_on_the_official_test_set(name, mnist):
     ck = checkpoint.load(checkpoint.shipped()[name])
     assert ck.spec == arch.preset(name)

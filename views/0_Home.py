@@ -6,16 +6,17 @@ from mnistlab import arch, rules
 from mnistlab.ui import identity, resources
 
 st.title("MNIST Lab")
-st.markdown("""
+st.markdown(f"""
 ### The challenge
 Build a network that recognises handwritten digits (MNIST) and
-1. reaches **at least 99.4 %** accuracy on the 10,000 official test images (the last epoch counts),
-2. with **fewer than 20,000 parameters**,
-3. trained in **fewer than 20 epochs**,
+1. reaches **at least {rules.TARGET_ACCURACY} %** accuracy on the 10,000 official test images (the last epoch
+   counts),
+2. with **fewer than {rules.PARAM_LIMIT:,} parameters**,
+3. trained in **fewer than {rules.EPOCH_LIMIT} epochs**,
 4. with **no fully connected layer**.
 
-The app checks one more thing with the last three: the **receptive field** at the head must be at least 28 px, so
-that the network can see a whole digit at once.
+The app checks one more thing with the last three: the **receptive field** at the head must be at least
+{rules.MIN_RECEPTIVE_FIELD} px, so that the network can see a whole digit at once.
 
 ### Why no fully connected layer?
 A fully connected layer joins every value of the last feature map to every class: on a 7×7×32 map that alone is
@@ -27,7 +28,7 @@ all. The network stays small, and it has to learn *what* a digit looks like, whe
 st.markdown("""
 ### How to use the pages
 - **Architecture**: start from a preset, change channel widths, dropout, batch-norm; the parameter count follows
-  against the 20k budget, with the layer table (output shapes, receptive field) and the checks. The page's address
+  against the budget, with the layer table (output shapes, receptive field) and the checks. The page's address
   carries your network: share it.
 - **Train**: train your network in the background, on the GPU if there is one, and watch the curves grow.
   Quick mode trains on 5,000 images for a fast look (not challenge-eligible).

@@ -1,4 +1,4 @@
-"""Architecture: edit a network and watch its parameter count against the 20k budget."""
+"""Architecture: edit a network and watch its parameter count against the challenge's budget."""
 
 import streamlit as st
 

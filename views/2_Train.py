@@ -3,6 +3,7 @@
 import streamlit as st
 
 from mnistlab import arch, distill, rules, train
+from mnistlab.errors import MnistLabError
 from mnistlab.jobs import JobError
 from mnistlab.ui import figures, identity, links, outcome, resources
 
@@ -28,12 +29,13 @@ with st.form("settings"):
     lr = c3.number_input("learning rate (peak)", 0.001, 1.0, value=recipe.lr, step=0.01, format="%.3f")
     augment = c4.toggle("augmentation", value=recipe.augment > 0,
                         help="random rotation, scale and shift of each training image")
-    learn_from_best = st.toggle("learn from the shipped best network too (distillation)", disabled=mentor_epochs is None,
-                      value=recipe.distill_from is not None and mentor_epochs is not None,
-                      help="Besides the labels, your network learns from the best network's probabilities "
-                           "(\"a 7, a little like a 1\"), which tells a small network more per image. Its "
-                           f"{mentor_epochs} training epochs count towards the 20-epoch limit." if mentor_epochs
-                           else "Not available: the shipped best network's weights are missing or damaged.")
+    learn_from_best = st.toggle(
+        "learn from the shipped best network too (distillation)", disabled=mentor_epochs is None,
+        value=recipe.distill_from is not None and mentor_epochs is not None,
+        help="Besides the labels, your network learns from the best network's probabilities (\"a 7, a little like "
+             f"a 1\"), which tells a small network more per image. Its {mentor_epochs} training epochs count towards "
+             f"the {rules.EPOCH_LIMIT}-epoch limit." if mentor_epochs
+             else "Not available: the shipped best network's weights are missing or damaged.")
     quick = st.toggle("quick mode: train on 5,000 images (fast, but not challenge-eligible)", value=False)
     start = st.form_submit_button("Start training", type="primary")
 
@@ -44,7 +46,7 @@ if start:
                                "train_subset": 5000 if quick else None})
     try:
         st.session_state.job_id = manager.submit(spec, cfg, owner=owner, student_name=identity.student_name())
-    except (JobError, train.ConfigError, arch.SpecError) as e:
+    except MnistLabError as e:  # a refusal (the queue, the config, the spec), said in words
         st.error(f"Not started: {e}")
 
 
@@ -67,7 +69,8 @@ def live() -> None:
             st.info(f"Starting on {manager.device}…")
     elif job.status == "running":
         where = f"{job.device} ({job.precision})" if job.device else manager.device
-        st.progress(job.progress, text=f"Running on {where}: epoch {min(job.epochs_done + 1, job.epochs)}/{job.epochs}, "
+        epoch = min(job.epochs_done + 1, job.epochs)
+        st.progress(job.progress, text=f"Running on {where}: epoch {epoch}/{job.epochs}, "
                                        f"batch {job.batch}/{job.batches}")
     if job.active:
         # A callback runs before the rerun the click causes, so that rerun already shows the cancelled job (and

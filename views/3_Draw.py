@@ -50,13 +50,21 @@ with left:
     st.caption("White ink on black, like MNIST. Draw big or small, anywhere: the digit is cropped, scaled to "
                "20×20 and centred by its centre of mass, as MNIST was made.")
 
-rgba = result.image_data if result is not None else None
+def canvas_png() -> bytes:
+    """The PNG the browser sent for the canvas; whatever it sent is checked before it is decoded."""
+    try:
+        raw = result.image_bytes if result is not None else None
+    except (ValueError, TypeError):  # not a base64 data URL: not what our canvas sends
+        raise drawing.DrawingError("the drawing sent by the browser could not be read") from None
+    if raw is None:
+        raise drawing.BlankDrawing("the canvas is empty")
+    return raw
+
+
 image = None
 with right:
     try:
-        if rgba is None:
-            raise drawing.BlankDrawing("the canvas is empty")
-        image = drawing.to_mnist(rgba)
+        image = drawing.to_mnist(drawing.image_from_png(canvas_png()))
     except drawing.DrawingError as e:
         st.metric("Prediction", "—")
         (st.info if isinstance(e, drawing.BlankDrawing) else st.error)(str(e))

@@ -21,9 +21,10 @@ if not runs:
 
 # ------------------------------------------------------------------------------------------------ leaderboard
 st.subheader("Leaderboard")
-eligible_only = st.toggle("Challenge-eligible finished runs only (all 60,000 training images, fewer than 20 "
-                          "epochs, those of a network it learnt from included, fewer than 20,000 parameters, no "
-                          "fully connected layer, a receptive field of at least 28 px)", key="eligible_only")
+eligible_only = st.toggle(f"Challenge-eligible finished runs only (all {rules.TRAINING_IMAGES:,} training images, "
+                          f"fewer than {rules.EPOCH_LIMIT} epochs, those of a mentor network included, fewer than "
+                          f"{rules.PARAM_LIMIT:,} parameters, no fully connected layer, a receptive field of at least "
+                          f"{rules.MIN_RECEPTIVE_FIELD} px)", key="eligible_only")
 ranked = sorted(runs, key=rules.rank_key)
 board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
 st.dataframe(

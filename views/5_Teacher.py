@@ -17,6 +17,16 @@ if st.button("Lock the teacher view", key="lock"):
     st.rerun()
 
 
+def set_job_limit() -> None:
+    manager.max_job_minutes = float(st.session_state.max_job_minutes)
+
+
+st.number_input("Longest job a student may start (minutes, as estimated for this server's device)", 1.0, 600.0,
+                value=float(manager.max_job_minutes), step=1.0, key="max_job_minutes", on_change=set_job_limit,
+                help="A job whose network, epochs and images would hold the worker longer is refused with a message "
+                     "that says how much smaller to make it. Jobs already queued are not affected.")
+
+
 @st.fragment(run_every=1.0)
 def live() -> None:
     st.subheader("Queue")

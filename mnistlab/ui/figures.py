@@ -34,7 +34,8 @@ def training_curves(history: list[dict]) -> go.Figure:
         fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_accuracy"] for h in history], name=f"{name} accuracy",
                                  mode="lines+markers", line_color=color, line_dash="dot" if key == "train" else None),
                       1, 2)
-    fig.add_hline(y=TARGET_ACCURACY, line_dash="dash", line_color=RED, annotation_text=f"{TARGET_ACCURACY} %", row=1, col=2)
+    fig.add_hline(y=TARGET_ACCURACY, line_dash="dash", line_color=RED, annotation_text=f"{TARGET_ACCURACY} %",
+                  row=1, col=2)
     lo = min([h["test_accuracy"] for h in history] + [h["train_accuracy"] for h in history] + [TARGET_ACCURACY])
     fig.update_yaxes(range=[max(0, lo - 0.5), 100], row=1, col=2)
     fig.update_xaxes(title_text="epoch", dtick=1)

@@ -19,5 +19,6 @@ def server_notices() -> None:
     if manager.recovery.notice:
         st.warning(manager.recovery.notice)
     if manager.recovery.interrupted:
-        st.info(f"The server was restarted: {len(manager.recovery.interrupted)} run(s) that were training or waiting were "
+        stopped = len(manager.recovery.interrupted)
+        st.info(f"The server was restarted: {stopped} run(s) that were training or waiting were "
                 "stopped. Their completed epochs are kept; see the Runs page.")

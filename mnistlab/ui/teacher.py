@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import os
 
 import streamlit as st
 
+from ..throttle import GuessThrottle
+from . import identity
+
 ENV_TEACHER = "MNISTLAB_TEACHER_SECRET"
+log = logging.getLogger(__name__)
+
+
+@st.cache_resource
+def guesses() -> GuessThrottle:
+    """Wrong guesses of the secret on this server, shared by every session."""
+    return GuessThrottle()
 
 
 def teacher_secret() -> str:
@@ -39,8 +51,20 @@ def teacher_login() -> bool:
     with st.form("teacher_login"):
         given = st.text_input("Teacher secret", type="password")
         if st.form_submit_button("Unlock"):
-            st.session_state.teacher_key = given
-            if is_teacher():
-                st.rerun()
-            st.error("That is not the teacher secret.")
+            _try_unlock(given)
     return False
+
+
+def _try_unlock(given: str) -> None:
+    """Check a guess, unless this session or the server has guessed wrong too often lately."""
+    session = identity.owner_id()
+    wait = guesses().wait(session)
+    if wait > 0:
+        st.error(f"Too many wrong guesses lately; try again in {math.ceil(wait)} s.")
+        return
+    st.session_state.teacher_key = given
+    if is_teacher():
+        st.rerun()
+    guesses().failed(session)
+    log.warning("a wrong teacher secret was given (session %s)", session)
+    st.error("That is not the teacher secret.")

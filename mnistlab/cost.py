@@ -1,0 +1,50 @@
+"""What a training job will cost: its network's multiply-adds, the images it sees and its epochs, as seconds on the
+server's device. The job manager refuses a job over the teacher's limit with this estimate, so that one student's
+giant network cannot hold the class's only worker for hours.
+
+A training image costs a fixed part (the step's kernel launches and Python, the batch's augmentation) plus the
+network's multiply-adds at the device's speed (forward and backward together). The coefficients are fitted to
+measured runs by ``benchmarks/job_cost.py``, whose output is in ``benchmarks/results/job_cost.jsonl``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .arch import ArchSpec, summary
+
+TEST_IMAGES = 10_000  # evaluated after every epoch
+EVAL_SHARE = 1 / 3  # an evaluated image costs about a third of a trained one (forward only, no augmentation)
+
+
+@dataclass(frozen=True)
+class Speed:
+    seconds_per_image: float  # the fixed part of one training image
+    macs_per_second: float  # forward multiply-adds of training images per second, beyond the fixed part
+
+
+# benchmarks/job_cost.py on the 2-core development CPU (bf16); MPS is assumed no faster. CUDA: the same script on a GPU.
+SPEEDS = {
+    "cpu": Speed(seconds_per_image=120e-6, macs_per_second=3.0e10),
+    "mps": Speed(seconds_per_image=120e-6, macs_per_second=3.0e10),
+    "cuda": Speed(seconds_per_image=60e-6, macs_per_second=1.0e12),
+}
+
+
+def training_images(train_subset: int | None, validation: int = 0, full: int = 60_000) -> int:
+    return min(train_subset or full, full - validation)
+
+
+def estimated_seconds(spec: ArchSpec, epochs: int, images: int, device_type: str = "cpu") -> float:
+    """Seconds to train ``spec`` on ``images`` images for ``epochs`` epochs, evaluation included."""
+    speed = SPEEDS.get(device_type, SPEEDS["cpu"])
+    per_image = speed.seconds_per_image + summary(spec).total_macs / speed.macs_per_second
+    return per_image * epochs * (images + EVAL_SHARE * TEST_IMAGES)
+
+
+def say_duration(seconds: float) -> str:
+    """A duration as a person says it: "40 s", "12 min", "2 h 15 min"."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
