@@ -2,12 +2,16 @@
 
 Every session of the app submits to the same ``JobManager`` (shared with ``st.cache_resource``). Jobs run one at a
 time in FIFO order, so several students training at once queue on the device instead of fighting over it. The worker
-thread never calls Streamlit. Each run's state changes go to the registry (``store.RunStore``) as they happen; the
-live part (which batch, place in the queue) is kept in memory under a lock, and a page asks for ``snapshot(run_id)``
-or ``runs()``, copies with the live part laid over the registry's rows.
+thread never calls Streamlit; ``worker.execute`` runs each job. Each run's state changes go to the registry
+(``store.RunStore``) as they happen, always outside the manager's lock, so a registry that another program holds
+locked delays only the worker, never a page. The live part (which batch, place in the queue, an end the registry has
+not taken yet) is kept in memory under the lock, and a page asks for ``snapshot(run_id)`` or ``runs()``: copies with
+the live part laid over the registry's rows.
 
-The limits that protect a shared server live here, so every caller meets them: one active job per session, a bounded
-queue, at most ``max_epochs`` epochs, and the network size cap that ``arch.validate`` enforces.
+The limits that protect a shared server live here, so every caller meets them: one active job per student, a bounded
+queue, at most ``max_epochs`` epochs, an estimated duration the teacher sets (``cost.py``), and the network size cap
+that ``arch.validate`` enforces. A runs folder that cannot be used (read-only, full, locked) turns training off with
+a message (``problem``) instead of stopping the app.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -23,12 +26,11 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from . import checkpoint, cost
+from . import cost, devices, train, worker
 from . import data as mdata
-from . import devices, train
 from .arch import ArchSpec, count_params, summary
-from .store import Run, RunStore, StoreError
 from .errors import MnistLabError
+from .store import Recovery, Run, RunStore, StoreError, UnknownRun
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ MAX_QUEUE = 30  # a class of 30 can each have one job waiting
 MAX_EPOCHS = 30
 ENV_MAX_MINUTES = "MNISTLAB_MAX_JOB_MINUTES"
 MAX_JOB_MINUTES = 10.0  # the longest one job may hold the worker, as estimated by cost.py
+RETRY_SECONDS = 5.0  # how often an idle worker retries the registry writes it could not make
 
 
 def default_max_job_minutes() -> float:
@@ -81,13 +84,21 @@ class JobManager:
     def __init__(self, runs_dir: Path | str, load_data: Callable[[], mdata.MNIST] | None = None,
                  max_queue: int = MAX_QUEUE, max_epochs: int = MAX_EPOCHS):
         self.store = RunStore(runs_dir)
-        self.recovery = self.store.recover()  # what this server found at start: runs restored or interrupted
+        self.problem: str | None = None  # set when the runs folder cannot be used: training is off
+        try:
+            self.recovery = self.store.recover()  # what this server found at start: runs restored or interrupted
+        except StoreError as e:
+            log.error("training is off: %s", e)
+            self.recovery = Recovery()
+            self.problem = (f"Training is off on this server: {e}. Drawing with the shipped networks still works; "
+                            "the teacher can fix the runs folder (MNISTLAB_RUNS) and restart the server.")
         self._load_data = load_data or (lambda: mdata.load())
         self._data: mdata.MNIST | None = None
         self._live: dict[str, Run] = {}  # queued and running runs
         self._cancel: dict[str, threading.Event] = {}
         self._queue: deque[str] = deque()
-        self._unrecorded: dict[str, Run] = {}  # ended runs whose end the registry could not take
+        self._ended: dict[str, Run] = {}  # ended runs whose end the registry has not taken yet
+        self._unrecorded: dict[str, str] = {}  # of those, the ones it refused: run id -> why
         self.registry_error: str | None = None  # set while the registry cannot be read
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # the worker waits here for a job
@@ -112,34 +123,41 @@ class JobManager:
 
     def submit(self, spec: ArchSpec, config: train.TrainConfig, owner: str = "", student_name: str = "") -> str:
         """Queue a run; a JobError (or SpecError / ConfigError) says why one is refused."""
+        if self.problem:
+            raise JobError(self.problem)
         config.validate()
         config = config.with_distill_chain()  # a network that cannot be learnt from is refused now
         if config.epochs > self.max_epochs:
             raise JobError(f"this server trains at most {self.max_epochs} epochs per run (you asked for "
                            f"{config.epochs})")
         self._check_cost(spec, config)
+        run = Run(id=uuid.uuid4().hex[:12], owner=owner, student_name=student_name, name=spec.name,
+                  spec=spec.to_dict(), config=config.to_dict(), params=count_params(spec), epochs=config.epochs,
+                  submitted_at=time.time())
+        with self._lock:  # the run is held in memory first, so a second press is refused while it is written
+            self._check_room(owner)
+            self._live[run.id], self._cancel[run.id] = run, threading.Event()
+        try:
+            self.store.add(run)
+        except StoreError as e:
+            with self._lock:
+                self._live.pop(run.id, None)
+                self._cancel.pop(run.id, None)
+            raise JobError(f"the run registry cannot take a new run just now ({e}); try again in a minute") from None
         with self._lock:
-            if self._closed:
-                raise JobError("the server is shutting down; try again in a minute")
-            if owner and any(r.owner == owner for r in self._live.values()):
-                raise JobError("you already have a job queued or running; cancel it or wait for it to finish")
-            if len(self._queue) >= self.max_queue:
-                raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again in a few minutes")
-            run = Run(id=uuid.uuid4().hex[:12], owner=owner, student_name=student_name, name=spec.name,
-                      spec=spec.to_dict(),
-                      config=config.to_dict(), params=count_params(spec), epochs=config.epochs,
-                      submitted_at=time.time())
-            try:
-                self.store.add(run)
-            except sqlite3.Error as e:
-                raise JobError(f"the run registry cannot take a new run just now ({e}); try again in a minute") \
-                    from None
-            self._live[run.id] = run
-            self._cancel[run.id] = threading.Event()
             self._queue.append(run.id)
             self._renumber()
             self._wake.notify_all()
         return run.id
+
+    def _check_room(self, owner: str) -> None:
+        """Refuse a job the queue has no room for (caller holds the lock)."""
+        if self._closed:
+            raise JobError("the server is shutting down; try again in a minute")
+        if owner and any(r.owner == owner for r in self._live.values()):
+            raise JobError("you already have a job queued or running; cancel it or wait for it to finish")
+        if sum(r.status == "queued" for r in self._live.values()) >= self.max_queue:
+            raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again in a few minutes")
 
     def estimated_seconds(self, spec: ArchSpec, config: train.TrainConfig) -> float:
         """How long ``spec`` trained with ``config`` would hold this server's worker."""
@@ -161,59 +179,74 @@ class JobManager:
         Only the run's owner or the teacher may cancel a job; ``owner=None`` is the server itself."""
         with self._lock:
             run = self._live.get(run_id)
-            if run is None:
-                self._stored(run_id)  # raises JobError for an unknown id
-                return
-            if owner is not None and not teacher and owner != run.owner:
+            if run is not None and owner is not None and not teacher and owner != run.owner:
                 raise JobError("only the person who started this job, or the teacher, can cancel it")
-            self._cancel[run_id].set()
-            if run.status == "queued":
-                self._queue.remove(run_id)
-                self._end(run_id, "cancelled")
-                self._renumber()
+            if run is not None:
+                self._cancel[run_id].set()
+                waiting = run_id in self._queue
+                if waiting:
+                    self._queue.remove(run_id)
+                    self._renumber()
+        if run is None:
+            self._stored(run_id)  # raises JobError for an unknown id
+        elif waiting:
+            self._end(run_id, "cancelled")
 
     def delete(self, run_id: str, owner: str | None = None, teacher: bool = False) -> None:
         """Remove an ended run and its checkpoint: its owner or the teacher only."""
         run = self.snapshot(run_id)
         if owner is not None and not teacher and owner != run.owner:
             raise JobError("only the person who started this run, or the teacher, can delete it")
+        with self._lock:
+            ending = self._ended.get(run_id)
+        if ending is not None:  # ended a moment ago: its end goes to the registry first
+            self._record_end(ending)
         try:
             self.store.delete(run_id)
         except StoreError as e:
-            raise JobError(str(e)) from None
-        except sqlite3.Error as e:
-            raise JobError(f"the run registry cannot delete it just now ({e})") from None
+            raise JobError(f"it cannot be deleted just now ({e})") from None
 
     def snapshot(self, run_id: str) -> Run:
         with self._lock:
-            live = self._live.get(run_id) or self._unrecorded.get(run_id)
+            live = self._live.get(run_id) or self._ended.get(run_id)
             if live is not None:
-                return copy.deepcopy(live)
+                return self._copy(live)
         return self._stored(run_id)
 
+    def _copy(self, run: Run) -> Run:
+        """A page's copy of an in-memory run (caller holds the lock), saying so if the registry refused its end."""
+        snap = copy.deepcopy(run)
+        if run.id in self._unrecorded:
+            note = f"the run registry could not record its end ({self._unrecorded[run.id]})"
+            snap.error = f"{snap.error}; {note}" if snap.error else note
+        return snap
+
     def check_registry(self) -> str | None:
-        """A cheap read of the registry: None when it answers, else what a teacher should be told."""
+        """None when the registry answers, else what every page should say (one line)."""
+        if self.problem:
+            return self.problem
         try:
             self.store.count()
             self.registry_error = None
-        except sqlite3.Error as e:
+        except StoreError as e:
             self.registry_error = (f"The run registry cannot be read ({e}). Runs in progress carry on; restart "
                                    "the server to set the registry aside and restore the runs from their checkpoints.")
         return self.registry_error
 
     def runs(self, owner: str | None = None) -> list[Run]:
         """Every run (only ``owner``'s when given), newest first: the registry's rows, with this server's live and
-        unrecorded runs in their in-memory state. When the registry cannot be read, the in-memory runs alone, and
-        ``registry_error`` says why."""
-        try:
-            stored = self.store.runs(owner=owner)
-            self.registry_error = None
-        except sqlite3.Error as e:
-            log.error("run registry unreadable: %s", e)
-            self.check_registry()
-            stored = []
+        not yet recorded runs in their in-memory state. When the registry cannot be read, the in-memory runs alone,
+        and ``registry_error`` says why."""
+        stored = []
+        if not self.problem:
+            try:
+                stored = self.store.runs(owner=owner)
+                self.registry_error = None
+            except StoreError as e:
+                log.error("run registry unreadable: %s", e)
+                self.check_registry()
         with self._lock:
-            memory = {r.id: copy.deepcopy(r) for r in (*self._unrecorded.values(), *self._live.values())
+            memory = {r.id: self._copy(r) for r in (*self._ended.values(), *self._live.values())
                       if owner is None or r.owner == owner}
         merged = [memory.pop(r.id, r) for r in stored] + list(memory.values())
         return sorted(merged, key=lambda r: -r.submitted_at)
@@ -225,8 +258,12 @@ class JobManager:
             return [copy.deepcopy(r) for r in running + [self._live[i] for i in self._queue]]
 
     def wait(self, run_id: str, timeout: float = 60.0) -> Run:
-        """Block until the run is no longer active (for tests and scripts)."""
-        return self.wait_until(run_id, lambda run: not run.active, timeout)
+        """Block until the run has ended and the registry has taken its end, or refused it (for tests and scripts)."""
+        def settled(run: Run) -> bool:
+            with self._lock:
+                return not run.active and (run_id not in self._ended or run_id in self._unrecorded)
+
+        return self.wait_until(run_id, settled, timeout)
 
     def wait_until(self, run_id: str, condition: Callable[[Run], bool], timeout: float = 60.0) -> Run:
         """Block until ``condition(snapshot)`` holds, woken by every change of any run (a batch, an epoch, an end);
@@ -247,25 +284,29 @@ class JobManager:
                     self._changed.wait(min(left, 1.0))  # (re-read each second: the registry can change from outside)
 
     def close(self) -> None:
-        """Stop: queued jobs are cancelled, the running one stops within a batch and keeps its epochs."""
+        """Stop: queued jobs are cancelled, the running one stops within a batch and keeps its epochs; ends the
+        registry refused so far are tried once more, so their cause survives a restart."""
         with self._lock:
             self._closed = True
             for ev in self._cancel.values():
                 ev.set()
-            while self._queue:
-                self._end(self._queue.popleft(), "cancelled")
+            waiting = list(self._queue)
+            self._queue.clear()
             self._wake.notify_all()
+        for run_id in waiting:
+            self._end(run_id, "cancelled")
         self._worker.join(timeout=30)
+        self._retry_unrecorded()
         self.store.close()
 
     # ------------------------------------------------------------------ worker side
     def _stored(self, run_id: str) -> Run:
         try:
             return self.store.get(run_id)
-        except StoreError:
+        except UnknownRun:
             raise JobError(f"no run {run_id!r}") from None
-        except sqlite3.Error as e:
-            raise JobError(f"the run registry cannot be read ({e})") from None
+        except StoreError as e:
+            raise JobError(f"the run registry cannot be read just now ({e})") from None
 
     def _touch(self) -> None:
         """Something about a run changed (caller holds the lock): wake whoever waits for it."""
@@ -278,36 +319,57 @@ class JobManager:
         self._touch()
 
     def _end(self, run_id: str, status: str, error: str | None = None) -> None:
-        """Write the end state, then forget the live record (caller holds the lock). When the registry cannot take
-        the write (locked by another program, a full disk), the ended run stays in memory so that pages show the
-        truth and the queue moves on; the next server start marks the stale row interrupted."""
-        run = self._live.pop(run_id)
-        run.status, run.queue_position, run.ended_at = status, None, time.time()
-        run.error = error
-        self._cancel.pop(run_id, None)
-        self._touch()
+        """A run has ended: in memory at once (pages show the truth and the queue moves on), then in the registry,
+        outside the lock. A registry that refuses the write keeps the run in memory, to be tried again."""
+        with self._lock:
+            run = self._live.pop(run_id)
+            run.status, run.queue_position, run.ended_at, run.error = status, None, time.time(), error
+            self._cancel.pop(run_id, None)
+            self._ended[run_id] = run
+            self._touch()
+        self._record_end(run)
+
+    def _record_end(self, run: Run) -> None:
         try:
-            self.store.ended(run_id, status, error=error)
-        except (sqlite3.Error, StoreError) as e:  # StoreError: its row is gone (a registry set aside meanwhile)
-            run.error = f"{error + '; ' if error else ''}the run registry could not record its end ({e})"
-            self._unrecorded[run_id] = run
-            log.warning("run %s ended %s, but the registry refused the write: %s", run_id, status, e)
+            self.store.ended(run.id, run.status, error=run.error)
+        except StoreError as e:
+            log.warning("run %s ended %s, but the registry refused the write: %s", run.id, run.status, e)
+            with self._lock:
+                self._unrecorded[run.id] = str(e)
+                self._touch()
+            return
+        with self._lock:
+            self._ended.pop(run.id, None)
+            self._unrecorded.pop(run.id, None)
+            self._touch()
+
+    def _retry_unrecorded(self) -> None:
+        with self._lock:
+            pending = [self._ended[i] for i in self._unrecorded if i in self._ended]
+        for run in pending:
+            self._record_end(run)
 
     def _run(self) -> None:
+        self._verify_restored()
         while True:
             with self._lock:
                 while not self._queue and not self._closed:
-                    self._wake.wait()
+                    if not self._wake.wait(timeout=RETRY_SECONDS) and self._unrecorded:
+                        break  # idle a while with ends the registry refused: try them again
                 if self._closed:
                     return
-                run_id = self._queue.popleft()
-                run = self._live[run_id]
-                run.status, run.queue_position, run.started_at = "running", None, time.time()
-                self._renumber()
-                try:
-                    self.store.started(run_id)
-                except (sqlite3.Error, StoreError) as e:  # the run itself can go ahead; its end is kept in memory
-                    log.error("run %s: the registry could not record its start: %s", run_id, e)
+                run_id = self._queue.popleft() if self._queue else None
+                if run_id is not None:
+                    run = self._live[run_id]
+                    run.status, run.queue_position, run.started_at = "running", None, time.time()
+                    self._renumber()
+            if run_id is None:
+                self._retry_unrecorded()
+                continue
+            try:
+                self.store.started(run_id)
+            except StoreError as e:  # the run itself can go ahead; its end is kept in memory if need be
+                log.error("run %s: the registry could not record its start: %s", run_id, e)
             try:
                 self._execute(run_id)
             except Exception:  # never let one run take the class's only worker down with it
@@ -315,48 +377,57 @@ class JobManager:
 
     def _execute(self, run_id: str) -> None:
         with self._lock:
-            run = self._live[run_id]
-            spec, cfg = ArchSpec.from_dict(run.spec), train.TrainConfig(**run.config)
-            cancel = self._cancel[run_id]
-
-        def on_epoch(result: train.TrainResult) -> None:
-            # Weights after every epoch, so a run that is cancelled, fails or loses its server keeps a checkpoint
-            # that matches its recorded epochs; stored before the live copy changes, so what pages show is stored.
-            done = len(result.history)
-            ckpt = checkpoint.from_result(result, meta={
-                "run_id": run_id, "owner": run.owner, "student_name": run.student_name, "epochs_completed": done,
-                "status": "finished" if done == cfg.epochs else "partial"})
-            path = str(checkpoint.save(ckpt, self.store.checkpoint_path(run_id)))
-            try:
-                self.store.add_epoch(run_id, result.history[-1].to_dict(), checkpoint=path)
-            except (sqlite3.Error, StoreError) as e:  # the checkpoint holds the epoch; training carries on
-                log.error("run %s: the registry could not record epoch %d: %s", run_id, done, e)
-            with self._lock:
-                run.checkpoint_path = path
-                self._touch()
-
-        def on_event(ev) -> None:
-            with self._lock:
-                if isinstance(ev, train.Started):
-                    run.device, run.precision, run.batches = ev.device, ev.precision, ev.batches_per_epoch
-                    try:
-                        self.store.set_device(run_id, ev.device, ev.precision)
-                    except (sqlite3.Error, StoreError) as e:
-                        log.error("run %s: the registry could not record its device: %s", run_id, e)
-                elif isinstance(ev, train.BatchProgress):
-                    run.batch, run.batches = ev.batch, ev.batches
-                elif isinstance(ev, train.EpochEnd):
-                    run.history.append(ev.to_dict())
-                    run.batch = 0
-                self._touch()
-
+            run, cancel = copy.deepcopy(self._live[run_id]), self._cancel[run_id]
         try:
             if self._data is None:
                 self._data = self._load_data()
-            result = train.train(spec, cfg, self._data, on_event=on_event, cancel=cancel, on_epoch=on_epoch)
-            with self._lock:
-                self._end(run_id, result.status)
+            result = worker.execute(run, self._data, self.store, cancel,
+                                    progress=lambda event: self._progress(run_id, event),
+                                    saved=lambda path: self._saved(run_id, path))
+            self._end(run_id, result.status)
         except Exception as e:  # a failed run records its error; the worker carries on with the next one
             with self._lock:
-                if run_id in self._live:
-                    self._end(run_id, "failed", error=f"{type(e).__name__}: {e}")
+                live = run_id in self._live
+            if live:
+                self._end(run_id, "failed", error=f"{type(e).__name__}: {e}")
+
+    def _progress(self, run_id: str, event: train.Event) -> None:
+        with self._lock:
+            run = self._live.get(run_id)
+            if run is None:
+                return
+            if isinstance(event, train.Started):
+                run.device, run.precision, run.batches = event.device, event.precision, event.batches_per_epoch
+            elif isinstance(event, train.BatchProgress):
+                run.batch, run.batches = event.batch, event.batches
+            elif isinstance(event, train.EpochEnd):
+                run.history.append(event.to_dict())
+                run.batch = 0
+            self._touch()
+
+    def _saved(self, run_id: str, path: str) -> None:
+        with self._lock:
+            if run_id in self._live:
+                self._live[run_id].checkpoint_path = path
+                self._touch()
+
+    def _verify_restored(self) -> None:
+        """Re-evaluate the runs rebuilt from checkpoint files (a lost registry, a file copied in) before they can
+        count for the challenge: their weights must reach the accuracy their history claims."""
+        if self.problem:
+            return
+        try:
+            restored = self.store.unverified()
+            if restored and self._data is None:
+                self._data = self._load_data()
+        except MnistLabError as e:  # the registry or the data cannot be read
+            log.error("restored runs not re-evaluated (they do not count for the challenge): %s", e)
+            return
+        for run in restored:
+            if self._closed:
+                return
+            origin, note = worker.reevaluate(run, self._data, self.store)
+            try:
+                self.store.set_origin(run.id, origin, note)
+            except StoreError as e:
+                log.error("run %s: the registry could not record its re-evaluation: %s", run.id, e)

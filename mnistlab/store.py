@@ -5,6 +5,10 @@ server that is killed loses at most the epoch in progress. When a server starts,
 dead server left queued or running as *interrupted*; their completed epochs stay. A registry that cannot be read is
 moved aside and rebuilt from the checkpoint files, each of which carries its run's spec, config, history and student.
 
+Nothing read back is trusted: each row is checked (``run.checked``) and a bad one is left out of every page and
+listed in ``rejected`` for the teacher; files are read only from inside the runs folder, never through a link.
+Every SQLite failure reaches callers as a ``StoreError`` saying whether the file is damaged or only busy.
+
 Connections are opened per operation: SQLite in WAL mode lets the pages read while the worker writes, and a
 connection is never shared between threads.
 """
@@ -29,15 +33,19 @@ except ImportError:  # Windows
     fcntl = None
 
 from . import checkpoint, rules
-from .arch import ArchSpec, count_params
 from .errors import MnistLabError
+from .records import RecordError
+from .run import ACTIVE, RUN_ID, STATUSES, Run, checked
+
+__all__ = ["ACTIVE", "STATUSES", "Recovery", "Run", "RunStore", "StoreError", "UnknownRun"]
 
 log = logging.getLogger(__name__)
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # errors that mean the file itself is broken
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # another connection holds the lock
+WAIT_SECONDS = 30  # how long a write waits for another connection's lock (the worker's writes; never under a lock)
+READ_WAIT_SECONDS = 2  # how long a page's read waits: then it shows what the server holds in memory, and says why
 
-STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted")
-ACTIVE = ("queued", "running")
-SCHEMA_VERSION = 2  # 2: the student's typed name is the column student_name (was who)
+SCHEMA_VERSION = 3  # 2: the student's typed name is the column student_name (was who); 3: origin
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -59,7 +67,8 @@ CREATE TABLE IF NOT EXISTS runs (
     submitted_at REAL NOT NULL,
     started_at REAL,
     ended_at REAL,
-    server TEXT NOT NULL
+    server TEXT NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'trained'
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -73,75 +82,21 @@ CREATE TABLE IF NOT EXISTS epochs (
 
 
 class StoreError(MnistLabError):
-    """A run that does not exist or cannot change that way; the message says why."""
+    """The registry cannot do what was asked; ``damaged``: the file itself is broken, ``busy``: another program
+    holds its lock (wait, never set it aside)."""
+
+    def __init__(self, message: str, damaged: bool = False, busy: bool = False):
+        super().__init__(message)
+        self.damaged, self.busy = damaged, busy
 
 
-@dataclass
-class Run:
-    """One training run as the pages see it: what the registry holds, plus live progress while it is active."""
+class UnknownRun(StoreError):
+    """No run has that id (never recorded, or deleted)."""
 
-    id: str
-    owner: str  # the submitting session, for "my runs" and the one-job-per-session rule
-    student_name: str  # the name the student typed; always shown as plain text
-    name: str  # the network's name
-    spec: dict[str, Any]
-    config: dict[str, Any]
-    params: int
-    epochs: int
-    status: str = "queued"
-    device: str = ""
-    precision: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    checkpoint_path: str | None = None
-    submitted_at: float = 0.0
-    started_at: float | None = None
-    ended_at: float | None = None
-    eligible: bool | None = None  # as stored; computed from the spec and config when None
-    # live only, never stored:
-    queue_position: int | None = None  # 1 = next to run; None when not queued
-    batch: int = 0
-    batches: int = 0
 
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def epochs_done(self) -> int:
-        """Epochs completed."""
-        return len(self.history)
-
-    @property
-    def progress(self) -> float:
-        """Fraction of all batches done, 0..1."""
-        if self.status == "finished":
-            return 1.0
-        if not self.epochs or not self.batches:
-            return self.epochs_done / self.epochs if self.epochs else 0.0
-        return min(1.0, (self.epochs_done * self.batches + self.batch) / (self.epochs * self.batches))
-
-    @property
-    def final_test_accuracy(self) -> float | None:
-        """The last epoch's test accuracy of a finished run (never a best-epoch pick)."""
-        return self.history[-1]["test_accuracy"] if self.history and self.status == "finished" else None
-
-    @property
-    def train_seconds(self) -> float:
-        return sum(h["seconds"] for h in self.history)
-
-    def verdict(self) -> rules.Verdict:
-        """Each challenge rule and whether this run meets it (the accuracy first, once it has finished)."""
-        return rules.judge(ArchSpec.from_dict(self.spec), rules.TrainingRecord.from_config(self.config),
-                           self.final_test_accuracy)
-
-    @property
-    def challenge_eligible(self) -> bool:
-        """Every rule but the accuracy met: the leaderboard's filter. As stored, else judged from the spec and
-        config."""
-        if self.eligible is not None:
-            return self.eligible
-        return self.verdict().eligible
+def _store_error(e: sqlite3.Error) -> StoreError:
+    code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    return StoreError(f"the run registry: {e}", damaged=code in _DAMAGED, busy=code in _BUSY)
 
 
 @dataclass
@@ -156,29 +111,43 @@ class Recovery:
 class RunStore:
     """The registry in one SQLite file; checkpoints in the same directory."""
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, wait: float = WAIT_SECONDS):
         """A handle on the registry in ``directory``; nothing is read or written until ``recover`` (a server) or the
-        first read (a monitor, a test, which hold no lock)."""
+        first read (a monitor, a test, which hold no lock). ``wait``: seconds to wait for another program's lock."""
         self.directory = Path(directory)
+        self.wait = wait
         self.path = self.directory / "runs.sqlite3"
         self.server = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lock_file = None
+        self.rejected: dict[str, str] = {}  # run id (or file) -> why its record is left out of every page
 
+    # ------------------------------------------------------------------ start-up
     def recover(self) -> Recovery:
         """Make the registry ready for this server: take this server's lock, create or migrate the tables, set a
         damaged registry aside, restore runs from checkpoint files that have no row, and mark the runs a dead server
-        left queued or running as interrupted."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # Which server owns an active run: each server holds an exclusive lock on a file of its own for as long as it
-        # lives (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
-        if self._lock_file is None:
-            self._lock_file = _hold_lock(self._server_lock(self.server))
+        left queued or running as interrupted. A StoreError says why the folder cannot be used (then no lock is
+        left behind)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # Which server owns an active run: each server holds an exclusive lock on a file of its own while it lives
+            # (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
+            if self._lock_file is None:
+                self._lock_file = _hold_lock(self._server_lock(self.server))
+            return self._recover()
+        except OSError as e:
+            self.close()
+            raise StoreError(f"the runs folder {self.directory} cannot be used: {e.strerror or e}") from None
+        except StoreError:
+            self.close()
+            raise
+
+    def _recover(self) -> Recovery:
         recovery = Recovery()
         try:
             self._create()
             problem = self.integrity(quick=True)
-        except sqlite3.DatabaseError as e:
-            if (getattr(e, "sqlite_errorcode", 0) & 0xFF) not in _DAMAGED:  # the primary code of an extended one
+        except StoreError as e:
+            if not e.damaged:
                 raise  # locked, read-only, disk full...: not damage, and not a reason to set anything aside
             problem = str(e)
         if problem != "ok":
@@ -188,7 +157,8 @@ class RunStore:
         recovery.restored = self.adopt_checkpoints()
         if recovery.restored:
             recovery.notice = (f"{recovery.notice + ' ' if recovery.notice else ''}{len(recovery.restored)} run(s) "
-                               "were restored from their checkpoint files.")
+                               "were restored from their checkpoint files; each counts for the challenge once its "
+                               "weights re-evaluate to the accuracy it claims.")
         recovery.interrupted = self.mark_interrupted()
         return recovery
 
@@ -197,6 +167,8 @@ class RunStore:
             columns = {row["name"] for row in con.execute("PRAGMA table_info(runs)")}
             if "who" in columns:  # a registry from before version 2
                 con.execute("ALTER TABLE runs RENAME COLUMN who TO student_name")
+            if columns and "origin" not in columns:  # before version 3: every run was trained by a server
+                con.execute("ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'trained'")
             con.executescript(_SCHEMA)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -211,7 +183,8 @@ class RunStore:
 
     def adopt_checkpoints(self) -> list[str]:
         """Register the runs whose checkpoint file is in this folder but whose row is not (a registry set aside,
-        emptied or lost): each checkpoint carries its spec, config, history and student. Returns their ids."""
+        emptied or lost): each checkpoint carries its spec, config, history and student. A file that is not one of
+        ours, or whose record does not check, is left alone and listed in ``rejected``. Returns the ids restored."""
         with self._tx() as con:
             known = {row[0] for row in con.execute("SELECT id FROM runs")}
         restored = []
@@ -219,33 +192,51 @@ class RunStore:
             if path.stem in known:
                 continue
             try:
-                run, history, finished = _run_from_checkpoint(path)
+                run = _run_from_checkpoint(self.checkpoint_path(path.stem))
                 with self._tx() as con:  # all of a run or none of it; a second server adopting too is ignored
                     if not self.add(run, con=con, if_new=True):
                         continue
-                    for metrics in history:
-                        self.add_epoch(run.id, metrics, checkpoint=str(path), con=con)
-                    self.ended(run.id, "finished" if finished else "interrupted", con=con, error=None if finished
-                               else f"Restored from its checkpoint file after the registry was lost; "
-                                    f"{len(history)} of {run.epochs} epoch(s) had completed.")
-            except Exception as e:  # one unreadable file must not stop the server from starting
+                    for metrics in run.history:
+                        self.add_epoch(run.id, metrics, checkpoint=path.name, con=con)
+                    self.ended(run.id, run.status, con=con, error=run.error)
+            except (MnistLabError, OSError) as e:  # one bad file must not stop the server from starting
+                self.rejected[path.name] = f"not restored: {e}"
                 log.warning("not restoring %s: %s", path, e)
                 continue
             restored.append(run.id)
         return restored
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as con:
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash can lose the last commit, never corrupt
-            con.execute("PRAGMA foreign_keys = ON")
-            con.row_factory = sqlite3.Row
-            with con:  # one transaction: committed on success, rolled back on error
-                yield con
+    def _tx(self, reading: bool = False) -> Iterator[sqlite3.Connection]:
+        wait = min(self.wait, READ_WAIT_SECONDS) if reading else self.wait
+        try:
+            with closing(sqlite3.connect(self.path, timeout=wait)) as con:
+                con.execute("PRAGMA journal_mode = WAL")
+                con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash may lose the last commit only
+                con.execute("PRAGMA foreign_keys = ON")
+                con.row_factory = sqlite3.Row
+                with con:  # one transaction: committed on success, rolled back on error
+                    yield con
+        except sqlite3.Error as e:
+            raise _store_error(e) from e
 
+    # ------------------------------------------------------------------ files
     def checkpoint_path(self, run_id: str) -> Path:
+        """Where a run's checkpoint lives: inside this folder, named by its id (nothing else is ever opened)."""
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+            raise StoreError(f"{run_id!r} is not a run id")
         return self.directory / f"{run_id}.pt"
+
+    def checkpoint_bytes(self, run_id: str) -> bytes:
+        """A run's checkpoint file, to download: a regular file inside the runs folder, never through a link."""
+        try:
+            return checkpoint.read_regular_file(self.checkpoint_path(run_id), checkpoint.MAX_BYTES,
+                                                follow_links=False)
+        except checkpoint.CheckpointError as e:
+            raise StoreError(str(e)) from None
+
+    def load_checkpoint(self, run_id: str) -> checkpoint.Checkpoint:
+        return checkpoint.load(self.checkpoint_path(run_id), follow_links=False)
 
     # ------------------------------------------------------------------ writes (the job manager's worker)
     @contextmanager
@@ -262,11 +253,11 @@ class RunStore:
         with self._using(con) as c:
             cur = c.execute(
                 f"INSERT {'OR IGNORE ' if if_new else ''}INTO runs (id, owner, student_name, name, spec, config, "
-                "params, "
-                "epochs, eligible, status, submitted_at, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "params, epochs, eligible, status, submitted_at, server, origin) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run.id, run.owner, run.student_name, run.name, json.dumps(run.spec), json.dumps(run.config),
-                 run.params,
-                 run.epochs, int(run.challenge_eligible), run.status, run.submitted_at, self.server))
+                 run.params, run.epochs, int(run.challenge_eligible), run.status, run.submitted_at, self.server,
+                 run.origin))
             return cur.rowcount == 1
 
     def started(self, run_id: str) -> None:
@@ -282,7 +273,7 @@ class RunStore:
             con.execute("INSERT OR REPLACE INTO epochs (run_id, epoch, test_accuracy, metrics) VALUES (?, ?, ?, ?)",
                         (run_id, metrics["epoch"], metrics["test_accuracy"], json.dumps(metrics)))
             if checkpoint is not None:
-                self._update(run_id, con=con, checkpoint=checkpoint)
+                self._update(run_id, con=con, checkpoint=Path(checkpoint).name)
 
     def ended(self, run_id: str, status: str, error: str | None = None, checkpoint: str | None = None,
               con: sqlite3.Connection | None = None) -> None:
@@ -295,9 +286,13 @@ class RunStore:
                 row = con.execute("SELECT test_accuracy FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
                                   (run_id,)).fetchone()
                 final = row["test_accuracy"] if row else None
-            kept = {"checkpoint": checkpoint} if checkpoint is not None else {}
+            kept = {"checkpoint": Path(checkpoint).name} if checkpoint is not None else {}
             self._update(run_id, con=con, status=status, error=error, ended_at=time.time(),
                          final_test_accuracy=final, **kept)
+
+    def set_origin(self, run_id: str, origin: str, note: str | None = None) -> None:
+        """Record a restored run's re-evaluation: "verified" or "mismatch", with what was found."""
+        self._update(run_id, origin=origin, **({"error": note} if note is not None else {}))
 
     def delete(self, run_id: str) -> None:
         """Remove an ended run and its checkpoint."""
@@ -305,7 +300,7 @@ class RunStore:
         if run.active:
             raise StoreError("a queued or running job cannot be deleted; cancel it first")
         # The file first: a crash in between leaves a row without weights, never a deleted run that its
-        # checkpoint would bring back at the next start (adopt_checkpoints).
+        # checkpoint would bring back at the next start (adopt_checkpoints). A link is removed, not what it names.
         self.checkpoint_path(run_id).unlink(missing_ok=True)
         with self._tx() as con:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
@@ -330,9 +325,11 @@ class RunStore:
         locks.mkdir(exist_ok=True)
         return locks / f"{server}.lock"
 
-    def _server_alive(self, server: str) -> bool:
+    def _server_alive(self, server: Any) -> bool:
         if server == self.server:
             return True
+        if not isinstance(server, str) or "/" in server or not server:
+            return False  # a damaged row names no server that could be alive
         path = self._server_lock(server)
         if fcntl is None:  # no flock (Windows): only this process's own stores are known to be alive
             return False
@@ -349,6 +346,7 @@ class RunStore:
         if self._lock_file is None:
             return
         self._lock_file.close()
+        self._lock_file = None
         self._server_lock(self.server).unlink(missing_ok=True)
 
     def _update(self, run_id: str, con: sqlite3.Connection | None = None, **values: Any) -> None:
@@ -356,17 +354,18 @@ class RunStore:
         with self._using(con) as c:
             cur = c.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), run_id))
         if cur.rowcount == 0:
-            raise StoreError(f"no run {run_id!r}")
+            raise UnknownRun(f"no run {run_id!r}")
 
     # ------------------------------------------------------------------ reads (any thread)
     def get(self, run_id: str) -> Run:
         runs = self._select("WHERE id = ?", (run_id,))
         if not runs:
-            raise StoreError(f"no run {run_id!r}")
+            raise UnknownRun(f"no run {run_id!r}")
         return runs[0]
 
     def runs(self, owner: str | None = None, status: tuple[str, ...] | None = None) -> list[Run]:
-        """Runs, newest first; only ``owner``'s or those with a ``status`` when given."""
+        """Runs, newest first; only ``owner``'s or those with a ``status`` when given. Records that do not check
+        are left out and listed in ``rejected``."""
         where, args = [], []
         if owner is not None:
             where.append("owner = ?")
@@ -376,8 +375,12 @@ class RunStore:
             args.extend(status)
         return self._select(("WHERE " + " AND ".join(where)) if where else "", tuple(args))
 
+    def unverified(self) -> list[Run]:
+        """Finished runs restored from checkpoint files whose accuracy has not been re-evaluated yet."""
+        return [r for r in self.runs(status=("finished",)) if r.origin == "restored"]
+
     def count(self) -> int:
-        with self._tx() as con:
+        with self._tx(reading=True) as con:
             return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
     def integrity(self, quick: bool = False) -> str:
@@ -386,31 +389,28 @@ class RunStore:
             return con.execute(f"PRAGMA {'quick_check' if quick else 'integrity_check'}").fetchone()[0]
 
     def _select(self, where: str, args: tuple) -> list[Run]:
-        with self._tx() as con:
+        with self._tx(reading=True) as con:
             rows = con.execute(f"SELECT * FROM runs {where} ORDER BY submitted_at DESC", args).fetchall()
             ids = [r["id"] for r in rows]
-            history: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+            history: dict[Any, list[Any]] = {i: [] for i in ids}
             if ids:
                 marks = ", ".join("?" * len(ids)) if len(ids) < 900 else None
                 query = "SELECT run_id, metrics FROM epochs " + (f"WHERE run_id IN ({marks}) " if marks else "")
                 for e in con.execute(query + "ORDER BY run_id, epoch", ids if marks else ()):
-                    metrics = _json(e["metrics"])
-                    if e["run_id"] in history and isinstance(metrics, dict):  # a damaged epoch row is left out
-                        history[e["run_id"]].append(metrics)
+                    if e["run_id"] in history:
+                        history[e["run_id"]].append(_json(e["metrics"]))
         runs = []
-        for r in rows:
-            spec, config = _json(r["spec"]), _json(r["config"])
-            if not isinstance(spec, dict) or not isinstance(config, dict):
-                log.warning("run %s has a damaged registry row; it is left out", r["id"])
+        for row in rows:
+            try:
+                run = checked({**dict(row), "spec": _json(row["spec"]), "config": _json(row["config"])},
+                              history[row["id"]])
+            except RecordError as e:
+                if self.rejected.get(str(row["id"])) is None:
+                    log.warning("run %s has a damaged registry record (%s); it is left out", row["id"], e)
+                self.rejected[str(row["id"])[:40]] = str(e)
                 continue
-            # Checkpoints live beside the registry; the file name is kept, so a moved or restored folder still works.
-            ckpt = str(self.directory / Path(r["checkpoint"]).name) if r["checkpoint"] else None
-            runs.append(Run(id=r["id"], owner=r["owner"], student_name=r["student_name"], name=r["name"], spec=spec,
-                            config=config,
-                            params=r["params"], epochs=r["epochs"], status=r["status"], device=r["device"],
-                            precision=r["precision"], history=history[r["id"]], error=r["error"],
-                            checkpoint_path=ckpt, submitted_at=r["submitted_at"], started_at=r["started_at"],
-                            ended_at=r["ended_at"], eligible=bool(r["eligible"])))
+            run.checkpoint_path = str(self.checkpoint_path(run.id)) if row["checkpoint"] else None
+            runs.append(run)
         return runs
 
 
@@ -418,26 +418,33 @@ def _json(text: Any) -> Any:
     """Parsed JSON, or None for a damaged value."""
     try:
         return json.loads(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
-def _run_from_checkpoint(path: Path) -> tuple[Run, list[dict[str, Any]], bool]:
-    """A registry row rebuilt from a run's checkpoint file: (run, its epochs' metrics, whether it finished)."""
-    ck = checkpoint.load(path)
+def _run_from_checkpoint(path: Path) -> Run:
+    """A registry row rebuilt from a run's checkpoint file, checked as a row read back is; its weights' accuracy is
+    re-evaluated later (``origin`` "restored") before it can count for the challenge."""
+    ck = checkpoint.load(path, follow_links=False)
     epochs = rules.TrainingRecord.from_config(ck.config).epochs
-    history = [h for h in ck.history if isinstance(h, dict) and "epoch" in h and "test_accuracy" in h]
     meta = ck.meta
+    finished = meta.get("status") == "finished" and len(ck.history) == epochs
     name = meta.get("student_name", meta.get("who", ""))  # "who" in checkpoints written before the rename
-    run = Run(id=path.stem, owner=str(meta.get("owner", "")), student_name=str(name), name=ck.spec.name,
-              spec=ck.spec.to_dict(), config=ck.config, params=count_params(ck.spec), epochs=epochs,
-              submitted_at=path.stat().st_mtime)
-    return run, history, meta.get("status") == "finished" and len(history) == epochs
+    return checked({"id": path.stem, "owner": meta.get("owner", ""), "student_name": name, "spec": ck.spec.to_dict(),
+                    "config": ck.config, "status": "finished" if finished else "interrupted", "origin": "restored",
+                    "submitted_at": path.stat().st_mtime,
+                    "error": None if finished else "Restored from its checkpoint file after the registry was lost; "
+                                                   f"{len(ck.history)} of {epochs} epoch(s) had completed."},
+                   ck.history)
 
 
 def _hold_lock(path: Path):
     """Open ``path`` and hold an exclusive lock on it; the returned file must stay open for the lock to last."""
     f = open(path, "a+")
     if fcntl is not None:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise
     return f

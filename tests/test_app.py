@@ -280,7 +280,7 @@ def test_runs_page_without_runs_says_where_they_come_from():
 def test_runs_page_leaderboard_filter_failed_run_and_mistakes():
     add_finished_run("aaa", "Ann", 99.45)
     add_finished_run("bbb", "Bob", 99.60, subset=5000)  # quick: better, but not eligible
-    add_finished_run("ccc", "Cy", 0, status="failed", error="RuntimeError: disk on fire")
+    add_finished_run("ccc", "Cy", 10, status="failed", error="RuntimeError: disk on fire")
     at = page("views/4_Runs.py").run()
     assert not at.exception
     board = at.dataframe[0].value
@@ -503,3 +503,45 @@ def test_guessing_the_teacher_secret_is_braked_per_session_and_per_server(monkey
     teacher.text_input[0].input("s3cret")
     teacher.button[0].click().run()
     assert any("Too many wrong guesses" in e.value for e in teacher.error) and not teacher.dataframe
+
+
+def test_a_runs_folder_that_cannot_be_used_leaves_the_app_up_with_one_line_on_every_page(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs folder should be")
+    monkeypatch.setenv("MNISTLAB_RUNS", str(blocker / "runs"))
+    import streamlit as st
+
+    st.cache_resource.clear()
+    for view in ("views/0_Home.py", "views/1_Architecture.py", "views/2_Train.py", "views/3_Draw.py",
+                 "views/4_Runs.py", "views/5_Teacher.py"):
+        at = page(view).run()
+        assert not at.exception, view
+        assert sum("Training is off on this server" in e.value for e in at.error) == 1, view
+    at = page("views/2_Train.py").run()
+    next(t for t in at.toggle if "quick mode" in t.label).set_value(True)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception and any(e.value.startswith("Not started: Training is off") for e in at.error)
+    assert not list((blocker.parent).rglob("*.lock"))  # the failed start left no lock file anywhere
+
+
+def test_the_checkpoint_download_never_follows_a_link_out_of_the_runs_folder(mnist):
+    import os
+
+    from mnistlab import checkpoint, train
+    from mnistlab.ui import resources
+
+    manager = resources.job_manager()
+    run_id = manager.submit(arch.preset("tiny"), train.TrainConfig(epochs=1, train_subset=500), owner="x")
+    assert manager.wait(run_id, timeout=HANG).status == "finished"
+    path = manager.store.checkpoint_path(run_id)
+    path.unlink()
+    path.symlink_to("/etc/passwd")
+    at = page("views/4_Runs.py")
+    at.run()
+    at.selectbox(key="run_choice").set_value(run_id).run()
+    assert not at.exception
+    assert not any(getattr(b, "label", "") == "Checkpoint (.pt)" for b in at.get("download_button"))
+    assert any("link" in c.value for c in at.caption)
+    with pytest.raises(checkpoint.CheckpointError, match="link"):
+        checkpoint.load(path, follow_links=False)
+    assert os.path.islink(path)

@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 
 from mnistlab import arch, checkpoint, devices, train
@@ -148,10 +150,10 @@ def test_unknown_job_and_full_queue_are_clear_errors(mnist, tmp_path):
 
 def test_a_registry_that_refuses_writes_does_not_stop_the_run_or_the_queue(manager, monkeypatch):
     """Another program holding the registry's write lock must not stop the class's queue."""
-    import sqlite3
+    from mnistlab.store import StoreError
 
     def locked(*args, **kwargs):
-        raise sqlite3.OperationalError("database is locked")
+        raise StoreError("the run registry: database is locked", busy=True)
 
     monkeypatch.setattr(manager.store, "add_epoch", locked)
     monkeypatch.setattr(manager.store, "ended", locked)
@@ -179,3 +181,63 @@ def test_one_shared_manager_per_runs_folder(tmp_path):
         assert second is not first and not second.closed
     finally:
         second.close()
+
+
+def test_a_registry_locked_by_another_program_never_freezes_a_page(mnist, tmp_path):
+    """While another program holds the registry's write lock, a submit waits for it, but the pages' reads of the
+    manager (snapshot, queue, runs) answer at once: the manager never holds its own lock around registry I/O."""
+    import sqlite3
+
+    load, release = held(mnist)
+    m = JobManager(tmp_path / "runs", load_data=load)
+    m.store.wait = HANG  # bob's write waits as long as the lock is held (the default gives up after 30 s)
+    try:
+        running = m.submit(arch.preset("tiny"), QUICK, owner="ann")  # held on its first batch by ``load``
+        m.wait_until(running, lambda r: r.status == "running", timeout=HANG)
+        holder = sqlite3.connect(tmp_path / "runs" / "runs.sqlite3", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another program takes the write lock and keeps it
+        submitted: dict[str, object] = {}
+        press = threading.Thread(target=lambda: submitted.update(id=m.submit(arch.preset("tiny"), QUICK,
+                                                                             owner="bob")))
+        press.start()  # bob's press waits for the registry (its row cannot be written yet)...
+        page = threading.Thread(target=lambda: submitted.update(
+            page=(m.snapshot(running).status, [r.id for r in m.queue()], len(m.runs()))))
+        page.start()
+        page.join(timeout=HANG)  # ...but a page reading the manager meanwhile is not held up by it
+        assert not page.is_alive(), "a page waited for the registry's lock"
+        assert submitted["page"][0] == "running" and submitted["page"][1][0] == running
+        assert press.is_alive()  # the lock is still held: the page answered without it
+        holder.execute("ROLLBACK")
+        holder.close()
+        press.join(timeout=HANG)
+        assert not press.is_alive() and m.snapshot(submitted["id"]).owner == "bob"
+    finally:
+        release.set()
+        m.close()
+
+
+def test_a_runs_real_cause_of_failure_survives_a_registry_that_refused_it_and_a_restart(mnist, tmp_path, monkeypatch):
+    from mnistlab.store import StoreError
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    m = JobManager(tmp_path / "runs", load_data=disk_full)
+    real_ended = m.store.ended
+
+    def refused(*args, **kwargs):
+        raise StoreError("the run registry: database or disk is full")
+
+    monkeypatch.setattr(m.store, "ended", refused)
+    run_id = m.submit(arch.preset("tiny"), QUICK, owner="ann")
+    snap = m.wait(run_id, timeout=HANG)
+    assert snap.status == "failed" and "No space left" in snap.error and "could not record its end" in snap.error
+    monkeypatch.setattr(m.store, "ended", real_ended)  # space is freed before the server stops
+    m.close()  # which tries the refused write again
+    again = JobManager(tmp_path / "runs", load_data=lambda: mnist)
+    try:
+        after = again.snapshot(run_id)
+        assert after.status == "failed" and "No space left" in after.error  # not "the server stopped"
+        assert again.recovery.interrupted == []
+    finally:
+        again.close()

@@ -1,5 +1,6 @@
 """The run registry: rows that survive a restart, recovery after a crash, and the limits of a shared server."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -20,10 +21,14 @@ from .conftest import HANG, QUICK, ProcessOutput, held
 ROOT = Path(__file__).resolve().parent.parent
 
 
+STORED = train.TrainConfig(epochs=2, train_subset=1000, batch_size=100, seed=0)  # the runs written by hand here
+
+
 def a_run(run_id="r1", owner="s1", status="queued"):
     spec = arch.preset("tiny")
-    return Run(id=run_id, owner=owner, student_name="Ann", name=spec.name, spec=spec.to_dict(), config=QUICK.to_dict(),
-               params=arch.count_params(spec), epochs=1, status=status, submitted_at=time.time())
+    return Run(id=run_id, owner=owner, student_name="Ann", name=spec.name, spec=spec.to_dict(),
+               config=STORED.to_dict(), params=arch.count_params(spec), epochs=2, status=status,
+               submitted_at=time.time())
 
 
 def opened(directory):
@@ -34,7 +39,7 @@ def opened(directory):
 
 
 def epoch(n, acc):
-    return train.EpochEnd(epoch=n, epochs=3, train_loss=0.1, train_accuracy=97.0, test_loss=0.05, test_accuracy=acc,
+    return train.EpochEnd(epoch=n, epochs=2, train_loss=0.1, train_accuracy=97.0, test_loss=0.05, test_accuracy=acc,
                           seconds=1.0, eval_seconds=0.1, lr=0.01).to_dict()
 
 
@@ -51,7 +56,7 @@ def test_a_run_is_a_row_with_its_epochs_and_survives_a_new_store(tmp_path):
     assert again.status == "finished" and again.device == "CPU" and again.student_name == "Ann"
     assert [h["test_accuracy"] for h in again.history] == [98.0, 99.1]
     assert again.final_test_accuracy == 99.1  # the last epoch, not the best
-    assert again.spec == arch.preset("tiny").to_dict() and again.config == QUICK.to_dict()
+    assert again.spec == arch.preset("tiny").to_dict() and again.config == STORED.to_dict()
     with sqlite3.connect(tmp_path / "runs.sqlite3") as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert con.execute("SELECT final_test_accuracy, eligible FROM runs").fetchone() == (99.1, 0)
@@ -68,7 +73,7 @@ def test_unknown_runs_and_bad_transitions_are_clear_errors(tmp_path):
         store.ended("r1", "running")
     with pytest.raises(StoreError, match="cancel it first"):
         store.delete("r1")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="UNIQUE"):
         store.add(a_run())  # the same id twice
 
 
@@ -79,6 +84,8 @@ def test_recovery_marks_a_dead_servers_runs_interrupted_and_keeps_their_epochs(t
     dead.add_epoch("running", epoch(1, 97.5))
     dead.add(a_run("waiting", owner="s2"))
     dead.add(a_run("done", owner="s3"))
+    dead.add_epoch("done", epoch(1, 98.0))
+    dead.add_epoch("done", epoch(2, 99.0))
     dead.ended("done", "finished")
     live = RunStore(tmp_path)
     assert live.recover().interrupted == []  # the first server is still alive: its runs are left alone
@@ -262,20 +269,32 @@ def test_a_damaged_or_emptied_registry_is_rebuilt_from_the_checkpoints(mnist, tm
     store.close()
 
 
-def test_one_damaged_row_leaves_the_other_runs_readable(tmp_path):
+def test_damaged_or_forged_rows_are_left_out_listed_and_never_eligible(tmp_path):
     store = opened(tmp_path)
-    for run_id in ("r1", "r2", "r3"):
+    ids = ("r1", "r2", "r3", "r4", "r5", "r6")
+    for run_id in ids:
         store.add(a_run(run_id, owner=run_id))
         store.add_epoch(run_id, epoch(1, 98.0))
         store.add_epoch(run_id, epoch(2, 99.0))
         store.ended(run_id, "finished")
+    bad_epoch = '{"epoch": 2, "epochs": 2, "test_accuracy": "ninety-nine", "train_accuracy": 97}'
+    no_seconds = {k: v for k, v in epoch(2, 99.0).items() if k != "seconds"}
     with sqlite3.connect(tmp_path / "runs.sqlite3") as con:
         con.execute("UPDATE epochs SET metrics = '{\"epoch\": 2, \"test_' WHERE run_id = 'r1' AND epoch = 2")
         con.execute("UPDATE runs SET spec = '{\"blocks\": [' WHERE id = 'r2'")
+        con.execute("UPDATE epochs SET metrics = ? WHERE run_id = 'r4' AND epoch = 2", (bad_epoch,))
+        con.execute("UPDATE epochs SET metrics = ? WHERE run_id = 'r5' AND epoch = 2", (json.dumps(no_seconds),))
+        con.execute("UPDATE runs SET origin = 'handmade', student_name = x'00ff' WHERE id = 'r6'")
     runs = {r.id: r for r in store.runs()}
-    assert set(runs) == {"r1", "r3"}  # r2's row cannot be understood; it is left out, not a traceback
-    assert [h["epoch"] for h in runs["r1"].history] == [1]
-    assert [h["epoch"] for h in runs["r3"].history] == [1, 2]
+    assert set(runs) == {"r3"}  # the others cannot be understood: left out, not a traceback
+    assert set(store.rejected) == {"r1", "r2", "r4", "r5", "r6"} and "test_accuracy" in store.rejected["r4"]
+    assert "seconds" in store.rejected["r5"]
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as con:  # a forged "eligible" flag on a quick run
+        con.execute("UPDATE runs SET eligible = 1 WHERE id = 'r3'")
+        con.execute("UPDATE epochs SET test_accuracy = 100.0, metrics = ? WHERE run_id = 'r3' AND epoch = 2",
+                    (json.dumps(epoch(2, 100.0)),))
+    forged = store.get("r3")
+    assert forged.final_test_accuracy == 100.0 and not forged.challenge_eligible  # judged again: 1,000 images
     store.close()
 
 
@@ -311,15 +330,21 @@ def test_an_unreadable_registry_while_serving_keeps_live_runs_and_says_why(mnist
         m.close()
 
 
-def test_a_locked_registry_is_not_taken_for_a_damaged_one(tmp_path, monkeypatch):
+def test_a_locked_registry_is_not_taken_for_a_damaged_one_and_leaves_no_lock_file(tmp_path):
     store = opened(tmp_path)
     store.add(a_run("keep"))
     store.close()
-    monkeypatch.setattr(RunStore, "integrity", lambda self, quick=False: (_ for _ in ()).throw(
-        sqlite3.OperationalError("database is locked")))
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
-        RunStore(tmp_path).recover()
-    monkeypatch.undo()
+    holder = sqlite3.connect(tmp_path / "runs.sqlite3", isolation_level=None)  # another program, a real lock
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="locked") as refused:
+            RunStore(tmp_path, wait=0.2).recover()
+        assert refused.value.busy and not refused.value.damaged
+        assert not list((tmp_path / "servers").glob("*.lock"))  # the failed start left no lock file behind
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
     assert not list(tmp_path.glob("runs.sqlite3.damaged-*"))  # nothing set aside
     assert [r.id for r in RunStore(tmp_path).runs()] == ["keep"]
 
@@ -331,3 +356,22 @@ def test_adopting_checkpoints_skips_a_bad_file_and_a_run_already_there(mnist, tm
     assert store.adopt_checkpoints() == []  # the trained run has its row; the bad file is skipped
     assert [r.id for r in store.runs()] == ids
     store.close()
+
+
+def test_a_checkpoint_copied_into_the_runs_folder_counts_only_if_its_weights_earn_its_claim(mnist, tmp_path):
+    best = checkpoint.load(checkpoint.shipped()["best"])  # a genuine full-data run, as a finished run leaves it
+    runs = tmp_path / "runs"
+    genuine = checkpoint.save(checkpoint.Checkpoint(best.spec, best.state_dict, best.config, best.history,
+                                                    {**best.meta, "status": "finished"}), runs / "a0a0a0a0a0a0.pt")
+    untrained = arch.build(best.spec).state_dict()  # the same claims (99.4 % and more) with untrained weights
+    forged = checkpoint.save(checkpoint.Checkpoint(best.spec, untrained, best.config, best.history,
+                                                   {**best.meta, "status": "finished"}), runs / "f0f0f0f0f0f0.pt")
+    m = JobManager(runs, load_data=lambda: mnist)
+    try:
+        assert sorted(m.recovery.restored) == [genuine.stem, forged.stem]
+        ok = m.wait_until(genuine.stem, lambda r: r.origin != "restored", timeout=HANG)
+        bad = m.wait_until(forged.stem, lambda r: r.origin != "restored", timeout=HANG)
+        assert ok.origin == "verified" and ok.challenge_eligible and ok.final_test_accuracy >= 99.4
+        assert bad.origin == "mismatch" and not bad.challenge_eligible and "re-evaluates to" in bad.error
+    finally:
+        m.close()

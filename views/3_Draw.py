@@ -25,7 +25,7 @@ choice = st.selectbox("Model", list(models), format_func=lambda key: models[key]
                       index=list(models).index(just_trained) if just_trained in models else 0)
 try:
     path = models[choice][1]
-    model = resources.load_model(path, Path(path).stat().st_mtime)
+    model = resources.load_model(path, Path(path).lstat().st_mtime)
 except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"That model could not be loaded: {e}")
     st.stop()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from mnistlab import analysis, arch, checkpoint, export, rules
 from mnistlab.jobs import JobError
+from mnistlab.store import StoreError
 from mnistlab.ui import figures, identity, labels, outcome, resources, teacher
 
 st.title("Runs")
@@ -101,14 +102,19 @@ if path is None or not path.exists():
                      else "No weights: this run stopped before its first epoch ended." if path is None
                      else f"No weights: its checkpoint file {path.name} is missing from the runs folder.")
     st.stop()
-files[2].download_button("Checkpoint (.pt)", path.read_bytes(), file_name=f"{run.id}.pt",
+try:
+    weights = manager.store.checkpoint_bytes(run.id)  # a regular file inside the runs folder, never a link
+except StoreError as e:
+    files[2].caption(f"No weights to download: {e}")
+    st.stop()
+files[2].download_button("Checkpoint (.pt)", weights, file_name=f"{run.id}.pt",
                          mime="application/octet-stream", key="dl_checkpoint",
                          help=None if run.status == "finished" else f"The weights after epoch {run.epochs_done}.")
 
 # ------------------------------------------------------------------------------------------------ its mistakes
 st.markdown("**Where it goes wrong: the confusion matrix on the 10,000 test images**")
 try:
-    probs = resources.test_probabilities(str(path), path.stat().st_mtime)
+    probs = resources.test_probabilities(str(path), path.lstat().st_mtime)
 except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"The checkpoint could not be loaded: {e}")
     st.stop()

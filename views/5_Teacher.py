@@ -21,6 +21,13 @@ def set_job_limit() -> None:
     manager.max_job_minutes = float(st.session_state.max_job_minutes)
 
 
+if manager.store.rejected:
+    with st.expander(f"{len(manager.store.rejected)} damaged run record(s) are hidden from every page"):
+        st.caption("Rows of the registry or files in the runs folder that do not check (damaged or edited by hand). "
+                   "They are left out of every page and never count for the challenge.")
+        st.dataframe([{"run or file": key, "why": why} for key, why in manager.store.rejected.items()],
+                     hide_index=True, width="stretch")
+
 st.number_input("Longest job a student may start (minutes, as estimated for this server's device)", 1.0, 600.0,
                 value=float(manager.max_job_minutes), step=1.0, key="max_job_minutes", on_change=set_job_limit,
                 help="A job whose network, epochs and images would hold the worker longer is refused with a message "

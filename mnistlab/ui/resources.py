@@ -18,8 +18,9 @@ def job_manager() -> JobManager:
 
 @st.cache_resource(max_entries=32)
 def load_model(path: str, mtime: float):
-    """A checkpoint's network in eval mode, cached per file version. Raises CheckpointError."""
-    return checkpoint.load(path).model()
+    """A checkpoint's network in eval mode, cached per file version. Raises CheckpointError; never reads through a
+    link (a runs folder is not to be trusted)."""
+    return checkpoint.load(path, follow_links=False).model()
 
 
 @st.cache_resource
