@@ -55,7 +55,8 @@ def main() -> None:
     emit({"fit": {"device_type": dev.type, "seconds_per_image": fixed, "macs_per_second": 1 / slope},
           "in_use": vars(cost.SPEEDS.get(dev.type, cost.SPEEDS["cpu"]))})
     for (macs, measured), name in zip(points, _networks()):
-        emit({"network": name, "measured_us": round(measured * 1e6, 1), "fitted_us": round((fixed + slope * macs) * 1e6, 1)})
+        emit({"network": name, "measured_us": round(measured * 1e6, 1),
+              "fitted_us": round((fixed + slope * macs) * 1e6, 1)})
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ def main() -> None:
           "speedup": round(seed_s / ours_s, 2), "seed_images_per_s": s[0]["images_per_s"],
           "our_images_per_s": o[0]["images_per_s"], "seed_final_accuracy": s[-1]["test_accuracy"],
           "seed_epochs": len(s), "seed_total_seconds": s[-1]["total_seconds"],
-          "seed_first_epoch_at_99.4": next((r["epoch"] for r in s if r["test_accuracy"] >= rules.TARGET_ACCURACY), None)})
+          "seed_first_epoch_at_99.4": next((r["epoch"] for r in s if r["test_accuracy"] >= rules.TARGET_ACCURACY),
+                                           None)})
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ class Speed:
     macs_per_second: float  # forward multiply-adds of training images per second, beyond the fixed part
 
 
-# benchmarks/job_cost.py on the 2-core development CPU (bf16); MPS is assumed no faster. CUDA: the same script on a GPU.
+# The CPU's: benchmarks/job_cost.py on the 2-core development CPU (bf16), rounded; MPS is assumed no faster. The
+# GPU's are a placeholder until the same script runs on one: a step there is mostly launch overhead.
 SPEEDS = {
-    "cpu": Speed(seconds_per_image=120e-6, macs_per_second=3.0e10),
-    "mps": Speed(seconds_per_image=120e-6, macs_per_second=3.0e10),
+    "cpu": Speed(seconds_per_image=265e-6, macs_per_second=8.3e10),
+    "mps": Speed(seconds_per_image=265e-6, macs_per_second=8.3e10),
     "cuda": Speed(seconds_per_image=60e-6, macs_per_second=1.0e12),
 }
 
@@ -48,3 +49,13 @@ def say_duration(seconds: float) -> str:
         return f"{max(1, round(seconds))} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def too_long(seconds: float, limit_minutes: float, spec: ArchSpec, device: str) -> str | None:
+    """Why a job estimated at ``seconds`` is refused under a limit of ``limit_minutes``, or None when it fits."""
+    limit = limit_minutes * 60
+    if seconds <= limit:
+        return None
+    return (f"this job would take about {say_duration(seconds)} on {device}, and the teacher allows "
+            f"{say_duration(limit)} per job. Make it about {seconds / limit:.0f}x smaller: fewer epochs, quick mode, "
+            f"or narrower layers (it does {summary(spec).total_macs / 1e6:.1f} M multiply-adds per image).")

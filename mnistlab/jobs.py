@@ -28,7 +28,7 @@ from typing import Callable
 
 from . import cost, devices, train, worker
 from . import data as mdata
-from .arch import ArchSpec, count_params, summary
+from .arch import ArchSpec, count_params
 from .errors import MnistLabError
 from .store import Recovery, Run, RunStore, StoreError, UnknownRun
 
@@ -165,13 +165,8 @@ class JobManager:
         return cost.estimated_seconds(spec, config.epochs, images, self.device_type)
 
     def _check_cost(self, spec: ArchSpec, config: train.TrainConfig) -> None:
-        seconds, limit = self.estimated_seconds(spec, config), self.max_job_minutes * 60
-        if seconds > limit:
-            macs = summary(spec).total_macs
-            raise JobError(f"this job would take about {cost.say_duration(seconds)} on {self.device}, and the "
-                           f"teacher allows {cost.say_duration(limit)} per job. Make it about "
-                           f"{seconds / limit:.0f}x smaller: fewer epochs, quick mode, or narrower layers (it does "
-                           f"{macs / 1e6:.1f} M multiply-adds per image).")
+        if why := cost.too_long(self.estimated_seconds(spec, config), self.max_job_minutes, spec, self.device):
+            raise JobError(why)
 
     def cancel(self, run_id: str, owner: str | None = None, teacher: bool = False) -> None:
         """Cancel a queued job at once, a running one within one batch; an ended run is left alone.
@@ -412,22 +407,14 @@ class JobManager:
                 self._touch()
 
     def _verify_restored(self) -> None:
-        """Re-evaluate the runs rebuilt from checkpoint files (a lost registry, a file copied in) before they can
-        count for the challenge: their weights must reach the accuracy their history claims."""
+        """Re-evaluate the runs rebuilt from checkpoint files before they can count for the challenge."""
         if self.problem:
             return
         try:
-            restored = self.store.unverified()
-            if restored and self._data is None:
+            if self.store.unverified() and self._data is None:
                 self._data = self._load_data()
         except MnistLabError as e:  # the registry or the data cannot be read
             log.error("restored runs not re-evaluated (they do not count for the challenge): %s", e)
             return
-        for run in restored:
-            if self._closed:
-                return
-            origin, note = worker.reevaluate(run, self._data, self.store)
-            try:
-                self.store.set_origin(run.id, origin, note)
-            except StoreError as e:
-                log.error("run %s: the registry could not record its re-evaluation: %s", run.id, e)
+        if self._data is not None:
+            worker.verify_restored(self.store, self._data, stop=lambda: self._closed)

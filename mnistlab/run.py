@@ -122,7 +122,8 @@ def checked(fields: dict[str, Any], history: Any) -> Run:
     if len(epochs_run) > planned.epochs or (status == "finished" and len(epochs_run) != planned.epochs):
         raise RecordError(f"it records {len(epochs_run)} epochs of {planned.epochs}")
     return Run(id=run_id, owner=_text(fields.get("owner")), student_name=_text(fields.get("student_name")),
-               name=parsed.name, spec=parsed.to_dict(), config=config, params=count_params(parsed), epochs=planned.epochs,
+               name=parsed.name, spec=parsed.to_dict(), config=config, params=count_params(parsed),
+               epochs=planned.epochs,
                status=status, device=_text(fields.get("device")), precision=_text(fields.get("precision")),
                history=epochs_run, error=_text(fields.get("error")) or None,
                submitted_at=_time(fields.get("submitted_at")) or 0.0, started_at=_time(fields.get("started_at")),

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import sqlite3
 import time
 import uuid
@@ -27,15 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-
 from . import checkpoint, rules
 from .errors import MnistLabError
 from .records import RecordError
 from .run import ACTIVE, RUN_ID, STATUSES, Run, checked
+from .serverlock import ServerLock
 
 __all__ = ["ACTIVE", "STATUSES", "Recovery", "Run", "RunStore", "StoreError", "UnknownRun"]
 
@@ -117,8 +111,8 @@ class RunStore:
         self.directory = Path(directory)
         self.wait = wait
         self.path = self.directory / "runs.sqlite3"
-        self.server = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._lock_file = None
+        self._lock = ServerLock(self.directory / "servers")
+        self.server = self._lock.server
         self.rejected: dict[str, str] = {}  # run id (or file) -> why its record is left out of every page
 
     # ------------------------------------------------------------------ start-up
@@ -131,8 +125,7 @@ class RunStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             # Which server owns an active run: each server holds an exclusive lock on a file of its own while it lives
             # (the OS drops it when the process dies, even by SIGKILL), so recovery leaves a live server's runs alone.
-            if self._lock_file is None:
-                self._lock_file = _hold_lock(self._server_lock(self.server))
+            self._lock.hold()
             return self._recover()
         except OSError as e:
             self.close()
@@ -311,7 +304,7 @@ class RunStore:
         with self._tx() as con:
             rows = con.execute("SELECT id, status, server FROM runs WHERE status IN ('queued', 'running')").fetchall()
             for row in rows:
-                if self._server_alive(row["server"]):
+                if self._lock.alive(row["server"]):
                     continue
                 done = con.execute("SELECT COUNT(*) FROM epochs WHERE run_id = ?", (row["id"],)).fetchone()[0]
                 why = (f"The server stopped during epoch {done + 1}; the {done} completed epoch(s) are kept."
@@ -320,34 +313,9 @@ class RunStore:
                 recovered.append(row["id"])
         return recovered
 
-    def _server_lock(self, server: str) -> Path:
-        locks = self.directory / "servers"
-        locks.mkdir(exist_ok=True)
-        return locks / f"{server}.lock"
-
-    def _server_alive(self, server: Any) -> bool:
-        if server == self.server:
-            return True
-        if not isinstance(server, str) or "/" in server or not server:
-            return False  # a damaged row names no server that could be alive
-        path = self._server_lock(server)
-        if fcntl is None:  # no flock (Windows): only this process's own stores are known to be alive
-            return False
-        try:
-            with open(path, "a+") as f:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # we got it: its owner is gone
-        except BlockingIOError:
-            return True
-        path.unlink(missing_ok=True)
-        return False
-
     def close(self) -> None:
         """Release this server's lock (its remaining active runs become recoverable)."""
-        if self._lock_file is None:
-            return
-        self._lock_file.close()
-        self._lock_file = None
-        self._server_lock(self.server).unlink(missing_ok=True)
+        self._lock.release()
 
     def _update(self, run_id: str, con: sqlite3.Connection | None = None, **values: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in values)
@@ -436,15 +404,3 @@ def _run_from_checkpoint(path: Path) -> Run:
                     "error": None if finished else "Restored from its checkpoint file after the registry was lost; "
                                                    f"{len(ck.history)} of {epochs} epoch(s) had completed."},
                    ck.history)
-
-
-def _hold_lock(path: Path):
-    """Open ``path`` and hold an exclusive lock on it; the returned file must stay open for the lock to last."""
-    f = open(path, "a+")
-    if fcntl is not None:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            raise
-    return f
