@@ -6,7 +6,7 @@ this router: no shared link read, no notices, and a stray "app" page in the side
 
 import streamlit as st
 
-from mnistlab.ui import links, notices
+from mnistlab.ui import labels, links, notices
 
 st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
 page = st.navigation([
@@ -20,6 +20,6 @@ page = st.navigation([
 # A shared ?arch= link is read on whichever page it opens (Streamlit drops the query on the first page switch), and a
 # broken one is reported there.
 if message := links.read_shared_link():
-    st.warning(message)
+    st.warning(labels.plain(message))
 notices.server_notices()
 page.run()

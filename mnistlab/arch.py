@@ -87,7 +87,7 @@ class ArchSpec:
             raise SpecError("a spec must be a JSON object")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise SpecError(f"unknown spec field(s): {', '.join(sorted(map(str, unknown)))}")
+            raise SpecError(f"unknown spec field(s): {_names(unknown)}")
         return cls(blocks=_parse_blocks(d.get("blocks")), **_parse_options(d))  # validated by __post_init__
 
     @classmethod
@@ -114,7 +114,7 @@ def _parse_block(b: Any, i: int) -> Block:
         raise SpecError(f"block {i} must be an object", block=i)
     extra = set(b) - {"widths", "padding", "pool", "transition"}
     if extra:
-        raise SpecError(f"block {i} has unknown field(s): {', '.join(sorted(map(str, extra)))}", block=i)
+        raise SpecError(f"block {i} has unknown field(s): {_names(extra)}", block=i)
     widths = b.get("widths")
     if not isinstance(widths, (list, tuple)) or len(widths) > MAX_CONVS_PER_BLOCK:
         raise SpecError(f"block {i}: widths must be a list of at most {MAX_CONVS_PER_BLOCK} numbers", block=i)
@@ -146,6 +146,12 @@ def _parse_options(d: dict) -> dict[str, Any]:
     return options
 
 
+def _names(keys: set) -> str:
+    """Unknown field names, as few and as short as a message needs (they come from whoever wrote the JSON)."""
+    shown = sorted(repr(str(k)[:20]) for k in keys)
+    return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+
+
 def _text(v: Any, what: str, longest: int) -> str:
     if not isinstance(v, str) or len(v) > longest:
         raise SpecError(f"{what} must be text of at most {longest} characters")
@@ -158,7 +164,7 @@ def _text(v: Any, what: str, longest: int) -> str:
 
 def _transition(value: Any, block: int) -> int | None:
     """A block's 1x1 transition width; None or 0 (the editor's "none") mean no transition."""
-    if value is None or (type(value) is int and value == 0):
+    if value is None or (type(value) in (int, float) and value == 0):
         return None
     return _int(value, f"block {block} transition", block)
 
@@ -213,7 +219,8 @@ def _check_block(block: Block, i: int) -> None:
         raise SpecError(f"block {i}: at most {MAX_CONVS_PER_BLOCK} convs per block", block=i)
     for w in block.widths:
         if not 1 <= w <= MAX_WIDTH:
-            raise SpecError(f"block {i}: widths must be between 1 and {MAX_WIDTH}, got {w}", block=i)
+            got = w if abs(w) < 10**9 else "far more"  # (a 5,000-digit number cannot even be written out)
+            raise SpecError(f"block {i}: widths must be between 1 and {MAX_WIDTH}, got {got}", block=i)
     if block.padding not in (0, 1):
         raise SpecError(f"block {i}: padding must be 0 or 1", block=i)
     if block.transition is not None and not 1 <= block.transition <= MAX_WIDTH:

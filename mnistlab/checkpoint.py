@@ -137,12 +137,44 @@ def _from_payload(obj: Any, source: str) -> Checkpoint:
     config, history, meta = obj.get("config", {}), obj.get("history", []), obj.get("meta", {})
     if not isinstance(config, dict) or not isinstance(history, list) or not isinstance(meta, dict):
         raise CheckpointError(f"{source} has malformed config/history/meta")
+    if not _plain_data([config, history, meta]):
+        raise CheckpointError(f"{source} has a record (config, history or meta) that is not small plain data")
     ckpt = Checkpoint(spec, state, config, history, meta)
     try:
         ckpt.model()
     except CheckpointError as e:
         raise CheckpointError(f"{source}: {e}") from None
     return ckpt
+
+
+MAX_NODES, MAX_DEPTH = 100_000, 16  # a real record has a few thousand values, nested four deep
+
+
+def _plain_data(root: Any) -> bool:
+    """Whether ``root`` is small plain data: dicts with text keys, lists, text, finite-sized numbers, None; at most
+    MAX_NODES values (a value reached twice counts twice: a pickle can share one object at every level and make a
+    few bytes stand for terabytes of JSON) and MAX_DEPTH levels."""
+    stack, seen = [(root, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES or depth > MAX_DEPTH:
+            return False
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) and len(k) <= 200 for k in value):
+                return False
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            if len(value) > 10_000:
+                return False
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > 2**63:
+                return False
+        elif not (value is None or isinstance(value, (bool, float))):
+            return False
+    return True
 
 
 def load(path: Path | str, follow_links: bool = True) -> Checkpoint:
@@ -158,6 +190,8 @@ def read_regular_file(path: Path | str, limit: int, follow_links: bool = True) -
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
     try:
         fd = os.open(path, flags)
+    except ValueError:  # a NUL in the name
+        raise CheckpointError(f"cannot read {path!r}: not a file name") from None
     except OSError as e:
         why = "it is a link" if not follow_links and Path(path).is_symlink() else (e.strerror or str(e))
         raise CheckpointError(f"cannot read {path}: {why}") from None

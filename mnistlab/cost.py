@@ -14,21 +14,25 @@ from dataclasses import dataclass
 from .arch import ArchSpec, summary
 
 TEST_IMAGES = 10_000  # evaluated after every epoch
-EVAL_SHARE = 1 / 3  # an evaluated image costs about a third of a trained one (forward only, no augmentation)
 
 
 @dataclass(frozen=True)
 class Speed:
-    seconds_per_image: float  # the fixed part of one training image
-    macs_per_second: float  # forward multiply-adds of training images per second, beyond the fixed part
+    """Seconds per image = a fixed part + the network's forward multiply-adds at a speed; training (bf16 where the
+    device has it, forward and backward) and evaluation (fp32, forward only) apart."""
+
+    train_seconds_per_image: float
+    train_macs_per_second: float
+    eval_seconds_per_image: float
+    eval_macs_per_second: float
 
 
-# The CPU's: benchmarks/job_cost.py on the 2-core development CPU (bf16), rounded; MPS is assumed no faster. The
-# GPU's are a placeholder until the same script runs on one: a step there is mostly launch overhead.
+# The CPU's: benchmarks/job_cost.py on the 2-core development CPU, rounded; MPS is assumed no faster. The GPU's are
+# a placeholder until the same script runs on one: a step there is mostly launch overhead.
 SPEEDS = {
-    "cpu": Speed(seconds_per_image=265e-6, macs_per_second=8.3e10),
-    "mps": Speed(seconds_per_image=265e-6, macs_per_second=8.3e10),
-    "cuda": Speed(seconds_per_image=60e-6, macs_per_second=1.0e12),
+    "cpu": Speed(285e-6, 6.6e10, 105e-6, 7.1e10),
+    "mps": Speed(285e-6, 6.6e10, 105e-6, 7.1e10),
+    "cuda": Speed(60e-6, 1.0e12, 20e-6, 2.0e12),
 }
 
 
@@ -36,11 +40,15 @@ def training_images(train_subset: int | None, validation: int = 0, full: int = 6
     return min(train_subset or full, full - validation)
 
 
-def estimated_seconds(spec: ArchSpec, epochs: int, images: int, device_type: str = "cpu") -> float:
-    """Seconds to train ``spec`` on ``images`` images for ``epochs`` epochs, evaluation included."""
+def estimated_seconds(spec: ArchSpec, epochs: int, images: int, device_type: str = "cpu",
+                      evaluated: int = TEST_IMAGES) -> float:
+    """Seconds to train ``spec`` on ``images`` images for ``epochs`` epochs, evaluating ``evaluated`` images after
+    each (the test set, and a validation split if there is one)."""
     speed = SPEEDS.get(device_type, SPEEDS["cpu"])
-    per_image = speed.seconds_per_image + summary(spec).total_macs / speed.macs_per_second
-    return per_image * epochs * (images + EVAL_SHARE * TEST_IMAGES)
+    macs = summary(spec).total_macs
+    train = speed.train_seconds_per_image + macs / speed.train_macs_per_second
+    evaluate = speed.eval_seconds_per_image + macs / speed.eval_macs_per_second
+    return epochs * (images * train + evaluated * evaluate)
 
 
 def say_duration(seconds: float) -> str:

@@ -76,6 +76,11 @@ def shared_manager(runs_dir: Path | str) -> "JobManager":
         return manager
 
 
+def _unreadable(e: Exception) -> str:
+    return (f"The run registry cannot be read ({e}). Runs in progress carry on; restart the server to set the "
+            "registry aside and restore the runs from their checkpoints.")
+
+
 class JobError(MnistLabError):
     """A job could not be submitted or found; the message says why."""
 
@@ -85,13 +90,9 @@ class JobManager:
                  max_queue: int = MAX_QUEUE, max_epochs: int = MAX_EPOCHS):
         self.store = RunStore(runs_dir)
         self.problem: str | None = None  # set when the runs folder cannot be used: training is off
-        try:
-            self.recovery = self.store.recover()  # what this server found at start: runs restored or interrupted
-        except StoreError as e:
-            log.error("training is off: %s", e)
-            self.recovery = Recovery()
-            self.problem = (f"Training is off on this server: {e}. Drawing with the shipped networks still works; "
-                            "the teacher can fix the runs folder (MNISTLAB_RUNS) and restart the server.")
+        self.recovery = Recovery()  # what this server found at start: runs restored or interrupted
+        self._starting = threading.Lock()  # one retry of the start at a time
+        self._start_store()
         self._load_data = load_data or (lambda: mdata.load())
         self._data: mdata.MNIST | None = None
         self._live: dict[str, Run] = {}  # queued and running runs
@@ -110,6 +111,17 @@ class JobManager:
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="mnistlab-jobs", daemon=True)
         self._worker.start()
+
+    def _start_store(self) -> None:
+        """Recover the registry; when that fails, training is off with a message, and the app stays up."""
+        try:
+            self.recovery = self.store.recover()
+            self.problem, self._retry_start = None, False
+        except Exception as e:  # StoreError, or damage the checks did not foresee
+            log.exception("training is off")
+            self._retry_start = isinstance(e, StoreError) and e.busy  # only locked: try again on a later page
+            self.problem = (f"Training is off on this server: {e}. Drawing with the shipped networks still works; "
+                            "the teacher can fix the runs folder (MNISTLAB_RUNS) and restart the server.")
 
     # ------------------------------------------------------------------ API for pages
     @property
@@ -138,7 +150,7 @@ class JobManager:
             self._check_room(owner)
             self._live[run.id], self._cancel[run.id] = run, threading.Event()
         try:
-            self.store.add(run)
+            self.store.add(run, page=True)
         except StoreError as e:
             with self._lock:
                 self._live.pop(run.id, None)
@@ -162,7 +174,8 @@ class JobManager:
     def estimated_seconds(self, spec: ArchSpec, config: train.TrainConfig) -> float:
         """How long ``spec`` trained with ``config`` would hold this server's worker."""
         images = cost.training_images(config.train_subset, config.validation)
-        return cost.estimated_seconds(spec, config.epochs, images, self.device_type)
+        return cost.estimated_seconds(spec, config.epochs, images, self.device_type,
+                                      evaluated=cost.TEST_IMAGES + config.validation)
 
     def _check_cost(self, spec: ArchSpec, config: train.TrainConfig) -> None:
         if why := cost.too_long(self.estimated_seconds(spec, config), self.max_job_minutes, spec, self.device):
@@ -185,7 +198,7 @@ class JobManager:
         if run is None:
             self._stored(run_id)  # raises JobError for an unknown id
         elif waiting:
-            self._end(run_id, "cancelled")
+            self._end(run_id, "cancelled", page=True)
 
     def delete(self, run_id: str, owner: str | None = None, teacher: bool = False) -> None:
         """Remove an ended run and its checkpoint: its owner or the teacher only."""
@@ -195,7 +208,7 @@ class JobManager:
         with self._lock:
             ending = self._ended.get(run_id)
         if ending is not None:  # ended a moment ago: its end goes to the registry first
-            self._record_end(ending)
+            self._record_end(ending, page=True)
         try:
             self.store.delete(run_id)
         except StoreError as e:
@@ -218,14 +231,18 @@ class JobManager:
 
     def check_registry(self) -> str | None:
         """None when the registry answers, else what every page should say (one line)."""
+        if self.problem and self._retry_start and self._starting.acquire(blocking=False):
+            try:  # locked by another program at start-up: it may be free now
+                self._start_store()
+            finally:
+                self._starting.release()
         if self.problem:
             return self.problem
         try:
             self.store.count()
             self.registry_error = None
-        except StoreError as e:
-            self.registry_error = (f"The run registry cannot be read ({e}). Runs in progress carry on; restart "
-                                   "the server to set the registry aside and restore the runs from their checkpoints.")
+        except Exception as e:
+            self.registry_error = _unreadable(e)
         return self.registry_error
 
     def runs(self, owner: str | None = None) -> list[Run]:
@@ -237,9 +254,9 @@ class JobManager:
             try:
                 stored = self.store.runs(owner=owner)
                 self.registry_error = None
-            except StoreError as e:
+            except Exception as e:  # a StoreError, or damage the row checks did not foresee: never a page's crash
                 log.error("run registry unreadable: %s", e)
-                self.check_registry()
+                self.registry_error = _unreadable(e)
         with self._lock:
             memory = {r.id: self._copy(r) for r in (*self._ended.values(), *self._live.values())
                       if owner is None or r.owner == owner}
@@ -300,7 +317,7 @@ class JobManager:
             return self.store.get(run_id)
         except UnknownRun:
             raise JobError(f"no run {run_id!r}") from None
-        except StoreError as e:
+        except Exception as e:  # a StoreError, or damage the row checks did not foresee
             raise JobError(f"the run registry cannot be read just now ({e})") from None
 
     def _touch(self) -> None:
@@ -313,20 +330,21 @@ class JobManager:
             self._live[rid].queue_position = pos
         self._touch()
 
-    def _end(self, run_id: str, status: str, error: str | None = None) -> None:
+    def _end(self, run_id: str, status: str, error: str | None = None, page: bool = False) -> None:
         """A run has ended: in memory at once (pages show the truth and the queue moves on), then in the registry,
-        outside the lock. A registry that refuses the write keeps the run in memory, to be tried again."""
+        outside the lock. A registry that refuses the write keeps the run in memory, to be tried again by the
+        worker; ``page``: a page's request, which does not wait long for a lock."""
         with self._lock:
             run = self._live.pop(run_id)
             run.status, run.queue_position, run.ended_at, run.error = status, None, time.time(), error
             self._cancel.pop(run_id, None)
             self._ended[run_id] = run
             self._touch()
-        self._record_end(run)
+        self._record_end(run, page)
 
-    def _record_end(self, run: Run) -> None:
+    def _record_end(self, run: Run, page: bool = False) -> None:
         try:
-            self.store.ended(run.id, run.status, error=run.error)
+            self.store.ended(run.id, run.status, error=run.error, page=page)
         except StoreError as e:
             log.warning("run %s ended %s, but the registry refused the write: %s", run.id, run.status, e)
             with self._lock:
@@ -345,7 +363,10 @@ class JobManager:
             self._record_end(run)
 
     def _run(self) -> None:
-        self._verify_restored()
+        try:
+            self._verify_restored()
+        except Exception:  # never let a damaged record stop the class's only worker before it starts
+            log.exception("restored runs not re-evaluated (they do not count for the challenge)")
         while True:
             with self._lock:
                 while not self._queue and not self._closed:

@@ -24,6 +24,10 @@ def _number(d: dict, key: str, lo: float = -math.inf, hi: float = math.inf, fini
     v = d.get(key)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise RecordError(f"{key} is missing or not a number")
+    try:
+        v = float(v)
+    except OverflowError:  # a whole number too big for a float (JSON allows 10**400)
+        raise RecordError(f"{key} is far out of range") from None
     if math.isnan(v) or (finite and math.isinf(v)):
         if finite:
             raise RecordError(f"{key} is not a finite number")

@@ -161,18 +161,21 @@ class TrainingRecord:
 
     @classmethod
     def from_config(cls, config: Any) -> "TrainingRecord":
-        """Raises ValueError for a config whose fields the rules read are missing or of the wrong type."""
+        """Raises ValueError for a config whose fields the rules read are missing, of the wrong type or out of
+        range. A stored run that learnt from a mentor must carry the record of its chain: judging a stored run
+        never reads a file (a forged row could name any file on the server)."""
         if not isinstance(config, dict):
             raise ValueError("a training config must be an object")
 
-        def whole(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
+        def whole(v: Any, lo: int, hi: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
         epochs, subset, validation = config.get("epochs"), config.get("train_subset"), config.get("validation", 0)
         mentor, chain = config.get("distill_from"), config.get("distill_chain")
-        fields_ok = whole(epochs) and (subset is None or whole(subset)) and whole(validation)
-        mentor_ok = (mentor is None or isinstance(mentor, str)) and (chain is None or isinstance(chain, (list, tuple)))
+        fields_ok = (whole(epochs, 1, 1000) and (subset is None or whole(subset, 1, TRAINING_IMAGES))
+                     and whole(validation, 0, TRAINING_IMAGES))
+        mentor_ok = mentor is None or (isinstance(mentor, str) and distill.chain_ok(chain))
         if not (fields_ok and mentor_ok):
             raise ValueError("the training config's epochs, data or mentor fields are damaged")
-        chain = None if chain is None else tuple(tuple(x) if isinstance(x, (list, tuple)) else (x,) for x in chain)
+        chain = None if mentor is None else tuple(tuple(link) for link in chain)
         return cls(epochs, subset, validation, mentor, chain)

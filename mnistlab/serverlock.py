@@ -7,9 +7,12 @@ left behind (recover them) from those a live one is still training (leave them a
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from pathlib import Path
+
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}")  # what ServerLock names a server: a plain file name
 
 try:
     import fcntl
@@ -20,7 +23,8 @@ except ImportError:  # Windows
 class ServerLock:
     def __init__(self, folder: Path):
         self.folder = folder
-        self.server = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # this server's name
+        host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:60] or "host"
+        self.server = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # this server's name: a plain file name
         self._file = None
 
     def _path(self, server: str) -> Path:
@@ -52,7 +56,7 @@ class ServerLock:
         """Whether the server that wrote a row still runs; a dead one's lock file is removed."""
         if server == self.server:
             return True
-        if not isinstance(server, str) or not server or "/" in server or server.startswith("."):
+        if not isinstance(server, str) or not NAME.fullmatch(server):
             return False  # a damaged row names no server that could be alive
         if fcntl is None:  # no flock (Windows): only this process's own stores are known to be alive
             return False

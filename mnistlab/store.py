@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # errors that mean the file itself is broken
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # another connection holds the lock
 WAIT_SECONDS = 30  # how long a write waits for another connection's lock (the worker's writes; never under a lock)
-READ_WAIT_SECONDS = 2  # how long a page's read waits: then it shows what the server holds in memory, and says why
+PAGE_WAIT_SECONDS = 2  # how long a page's read or write waits: then it says why, and the worker retries a write
 
 SCHEMA_VERSION = 3  # 2: the student's typed name is the column student_name (was who); 3: origin
 
@@ -120,7 +120,8 @@ class RunStore:
         """Make the registry ready for this server: take this server's lock, create or migrate the tables, set a
         damaged registry aside, restore runs from checkpoint files that have no row, and mark the runs a dead server
         left queued or running as interrupted. A StoreError says why the folder cannot be used (then no lock is
-        left behind)."""
+        left behind). It runs while a page waits (the server's first), so it waits for a lock only briefly."""
+        patient, self.wait = self.wait, min(self.wait, PAGE_WAIT_SECONDS)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             # Which server owns an active run: each server holds an exclusive lock on a file of its own while it lives
@@ -130,9 +131,11 @@ class RunStore:
         except OSError as e:
             self.close()
             raise StoreError(f"the runs folder {self.directory} cannot be used: {e.strerror or e}") from None
-        except StoreError:
+        except BaseException:  # whatever stops a start leaves no lock file behind
             self.close()
             raise
+        finally:
+            self.wait = patient
 
     def _recover(self) -> Recovery:
         recovery = Recovery()
@@ -192,7 +195,7 @@ class RunStore:
                     for metrics in run.history:
                         self.add_epoch(run.id, metrics, checkpoint=path.name, con=con)
                     self.ended(run.id, run.status, con=con, error=run.error)
-            except (MnistLabError, OSError) as e:  # one bad file must not stop the server from starting
+            except Exception as e:  # one bad file, however it is bad, must not stop the server from starting
                 self.rejected[path.name] = f"not restored: {e}"
                 log.warning("not restoring %s: %s", path, e)
                 continue
@@ -200,8 +203,9 @@ class RunStore:
         return restored
 
     @contextmanager
-    def _tx(self, reading: bool = False) -> Iterator[sqlite3.Connection]:
-        wait = min(self.wait, READ_WAIT_SECONDS) if reading else self.wait
+    def _tx(self, page: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction. ``page``: for a page's thread, which must not wait long for another program's lock."""
+        wait = min(self.wait, PAGE_WAIT_SECONDS) if page else self.wait
         try:
             with closing(sqlite3.connect(self.path, timeout=wait)) as con:
                 con.execute("PRAGMA journal_mode = WAL")
@@ -233,17 +237,17 @@ class RunStore:
 
     # ------------------------------------------------------------------ writes (the job manager's worker)
     @contextmanager
-    def _using(self, con: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
+    def _using(self, con: sqlite3.Connection | None, page: bool = False) -> Iterator[sqlite3.Connection]:
         """The caller's transaction, or a new one."""
         if con is not None:
             yield con
         else:
-            with self._tx() as new:
+            with self._tx(page) as new:
                 yield new
 
-    def add(self, run: Run, con: sqlite3.Connection | None = None, if_new: bool = False) -> bool:
+    def add(self, run: Run, con: sqlite3.Connection | None = None, if_new: bool = False, page: bool = False) -> bool:
         """Insert a run's row; with ``if_new``, a run already there is left alone. True when a row was added."""
-        with self._using(con) as c:
+        with self._using(con, page) as c:
             cur = c.execute(
                 f"INSERT {'OR IGNORE ' if if_new else ''}INTO runs (id, owner, student_name, name, spec, config, "
                 "params, epochs, eligible, status, submitted_at, server, origin) "
@@ -269,11 +273,11 @@ class RunStore:
                 self._update(run_id, con=con, checkpoint=Path(checkpoint).name)
 
     def ended(self, run_id: str, status: str, error: str | None = None, checkpoint: str | None = None,
-              con: sqlite3.Connection | None = None) -> None:
+              con: sqlite3.Connection | None = None, page: bool = False) -> None:
         """The end state; ``checkpoint=None`` keeps whatever checkpoint the last completed epoch left."""
         if status in ACTIVE:
             raise StoreError(f"{status!r} is not an end state")
-        with self._using(con) as con:
+        with self._using(con, page) as con:
             final = None
             if status == "finished":
                 row = con.execute("SELECT test_accuracy FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1",
@@ -288,14 +292,17 @@ class RunStore:
         self._update(run_id, origin=origin, **({"error": note} if note is not None else {}))
 
     def delete(self, run_id: str) -> None:
-        """Remove an ended run and its checkpoint."""
+        """Remove an ended run and its checkpoint (a page's request: it does not wait long for a lock)."""
         run = self.get(run_id)
         if run.active:
             raise StoreError("a queued or running job cannot be deleted; cancel it first")
         # The file first: a crash in between leaves a row without weights, never a deleted run that its
         # checkpoint would bring back at the next start (adopt_checkpoints). A link is removed, not what it names.
-        self.checkpoint_path(run_id).unlink(missing_ok=True)
-        with self._tx() as con:
+        try:
+            self.checkpoint_path(run_id).unlink(missing_ok=True)
+        except OSError as e:  # a folder in its place, a read-only folder
+            raise StoreError(f"its checkpoint file cannot be removed: {e.strerror or e}") from None
+        with self._tx(page=True) as con:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def mark_interrupted(self) -> list[str]:
@@ -348,7 +355,7 @@ class RunStore:
         return [r for r in self.runs(status=("finished",)) if r.origin == "restored"]
 
     def count(self) -> int:
-        with self._tx(reading=True) as con:
+        with self._tx(page=True) as con:
             return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
     def integrity(self, quick: bool = False) -> str:
@@ -357,7 +364,7 @@ class RunStore:
             return con.execute(f"PRAGMA {'quick_check' if quick else 'integrity_check'}").fetchone()[0]
 
     def _select(self, where: str, args: tuple) -> list[Run]:
-        with self._tx(reading=True) as con:
+        with self._tx(page=True) as con:
             rows = con.execute(f"SELECT * FROM runs {where} ORDER BY submitted_at DESC", args).fetchall()
             ids = [r["id"] for r in rows]
             history: dict[Any, list[Any]] = {i: [] for i in ids}
@@ -372,7 +379,7 @@ class RunStore:
             try:
                 run = checked({**dict(row), "spec": _json(row["spec"]), "config": _json(row["config"])},
                               history[row["id"]])
-            except RecordError as e:
+            except (RecordError, ValueError, TypeError, OverflowError, RecursionError) as e:  # whatever damage raises
                 if self.rejected.get(str(row["id"])) is None:
                     log.warning("run %s has a damaged registry record (%s); it is left out", row["id"], e)
                 self.rejected[str(row["id"])[:40]] = str(e)

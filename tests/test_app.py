@@ -16,7 +16,10 @@ TIMEOUT = 60
 
 @pytest.fixture(autouse=True)
 def isolated_runs(tmp_path, monkeypatch, data_root):
+    from mnistlab import throttle
+
     monkeypatch.setenv("MNISTLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(throttle, "shared", throttle.GuessThrottle())  # no test inherits another's wrong guesses
     import streamlit as st
 
     st.cache_resource.clear()  # a fresh job manager per test
@@ -484,7 +487,7 @@ def test_a_drawing_of_a_huge_image_is_refused_on_draw_and_a_real_one_predicted(m
     assert not at.exception and metric(at, "Prediction").value == "1"
 
 
-def test_guessing_the_teacher_secret_is_braked_per_session_and_per_server(monkeypatch):
+def test_guessing_the_teacher_secret_is_braked_per_session_and_per_client(monkeypatch):
     monkeypatch.setenv("MNISTLAB_TEACHER_SECRET", "s3cret")
     at = page("views/5_Teacher.py").run()
     for i in range(5):
@@ -494,15 +497,14 @@ def test_guessing_the_teacher_secret_is_braked_per_session_and_per_server(monkey
     at.text_input[0].input("s3cret")  # even the right one waits now: a guesser cannot tell when they hit it
     at.button[0].click().run()
     assert any("Too many wrong guesses" in e.value for e in at.error) and not at.dataframe
-    for i in range(6):  # new sessions (a reload each) still add up to the server's limit
-        other = page("views/5_Teacher.py").run()
-        for j in range(5):
-            other.text_input[0].input(f"guess {i}-{j}")
-            other.button[0].click().run()
-    teacher = page("views/5_Teacher.py").run()
-    teacher.text_input[0].input("s3cret")
-    teacher.button[0].click().run()
-    assert any("Too many wrong guesses" in e.value for e in teacher.error) and not teacher.dataframe
+    other = page("views/5_Teacher.py").run()  # a reload: a new session on the same machine
+    for j in range(5):
+        other.text_input[0].input(f"guess {j}")
+        other.button[0].click().run()
+    again = page("views/5_Teacher.py").run()  # the machine's ten wrong guesses hold every new session back
+    again.text_input[0].input("s3cret")
+    again.button[0].click().run()
+    assert any("Too many wrong guesses" in e.value for e in again.error) and not again.dataframe
 
 
 def test_a_runs_folder_that_cannot_be_used_leaves_the_app_up_with_one_line_on_every_page(monkeypatch, tmp_path):
@@ -545,3 +547,14 @@ def test_the_checkpoint_download_never_follows_a_link_out_of_the_runs_folder(mni
     with pytest.raises(checkpoint.CheckpointError, match="link"):
         checkpoint.load(path, follow_links=False)
     assert os.path.islink(path)
+
+
+def test_a_hostile_link_is_reported_as_plain_text_not_markdown():
+    import re
+
+    at = page("views/1_Architecture.py")
+    at.query_params["arch"] = '{"blocks": [{"widths": [8]}], "[Your grade: log in](https://evil.example)": 1}'
+    at.run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "unknown spec field" in w.value]
+    assert "Your grade" in warning and not re.search(r"(?<!\\)\]\(", warning)  # the brackets are escaped: no link

@@ -44,6 +44,15 @@ def test_the_teacher_can_raise_or_lower_the_limit_while_the_server_runs(idle_man
     assert jobs.default_max_job_minutes() == 25.0
 
 
+def test_a_network_near_the_parameter_cap_is_over_the_default_limit_for_a_few_full_epochs_on_a_cpu():
+    near_cap = arch.ArchSpec.from_dict({"blocks": [{"widths": [140, 140]}, {"widths": [10]}], "head": "conv1",
+                                        "dropout": 0})  # 191k parameters, 142 M multiply-adds per image
+    from mnistlab.jobs import MAX_JOB_MINUTES
+
+    assert cost.estimated_seconds(near_cap, 4, 60_000, "cpu") > MAX_JOB_MINUTES * 60
+    assert cost.estimated_seconds(arch.preset("best"), 4, 60_000, "cpu") < MAX_JOB_MINUTES * 60 / 4
+
+
 def test_the_estimate_grows_with_work_and_reads_like_speech():
     tiny, best = arch.preset("tiny"), arch.preset("best")
     assert cost.estimated_seconds(best, 4, 60_000) > cost.estimated_seconds(tiny, 4, 60_000)

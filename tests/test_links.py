@@ -41,3 +41,15 @@ def test_the_architecture_page_survives_any_link(raw, tmp_path, monkeypatch):
     assert not at.exception
     params = next(m for m in at.metric if m.label == "Parameters").value
     assert int(params.replace(",", "")) > 0
+
+
+def test_a_link_cannot_put_a_link_or_an_image_on_the_page():
+    import re
+
+    from mnistlab.ui import labels, links
+
+    hostile = '{"blocks": [{"widths": [8]}], "[Your grade: log in](https://evil.example)": 1, "![x](http://e/x.png)": 2}'
+    _, message = links.spec_from_link(hostile)
+    shown = labels.plain(message)
+    assert "unknown spec field" in message
+    assert not re.search(r"(?<!\\)\]\(", shown) and not re.search(r"(?<!\\)!(?!\\)\[", shown)

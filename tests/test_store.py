@@ -375,3 +375,18 @@ def test_a_checkpoint_copied_into_the_runs_folder_counts_only_if_its_weights_ear
         assert bad.origin == "mismatch" and not bad.challenge_eligible and "re-evaluates to" in bad.error
     finally:
         m.close()
+
+
+def test_a_registry_locked_when_the_server_starts_is_tried_again_by_a_later_page(tmp_path):
+    opened(tmp_path).close()
+    holder = sqlite3.connect(tmp_path / "runs.sqlite3", isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    m = JobManager(tmp_path, load_data=lambda: pytest.fail("nothing trains here"))
+    try:
+        assert m.problem and "locked" in m.check_registry()  # training is off while another program holds it
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert m.check_registry() is None and m.problem is None  # the next page finds it free: training is on
+    finally:
+        m.close()

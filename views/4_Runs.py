@@ -113,6 +113,9 @@ files[2].download_button("Checkpoint (.pt)", weights, file_name=f"{run.id}.pt",
 
 # ------------------------------------------------------------------------------------------------ its mistakes
 st.markdown("**Where it goes wrong: the confusion matrix on the 10,000 test images**")
+if run.active:  # its weights change every epoch: running the test set for each would load the server for nothing
+    st.caption("The confusion matrix appears when the run has ended.")
+    st.stop()
 try:
     probs = resources.test_probabilities(str(path), path.lstat().st_mtime)
 except (checkpoint.CheckpointError, OSError) as e:

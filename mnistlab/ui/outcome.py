@@ -3,14 +3,15 @@
 import streamlit as st
 
 from ..store import Run
+from .labels import plain
 
 
 def ended_message(run: Run) -> None:
     """An error or warning for a run that did not finish; nothing for one that did or is still going."""
     if run.status == "failed":
-        st.error(f"Training failed: {run.error}")
+        st.error(f"Training failed: {plain(run.error or '')}")
     elif run.status == "interrupted":
-        st.warning(f"Interrupted: {run.error}")
+        st.warning(f"Interrupted: {plain(run.error or '')}")
     elif run.status == "cancelled":
         st.warning(f"Cancelled after {run.epochs_done} epoch(s).")
 

@@ -9,17 +9,11 @@ import os
 
 import streamlit as st
 
-from ..throttle import GuessThrottle
+from .. import throttle
 from . import identity
 
 ENV_TEACHER = "MNISTLAB_TEACHER_SECRET"
 log = logging.getLogger(__name__)
-
-
-@st.cache_resource
-def guesses() -> GuessThrottle:
-    """Wrong guesses of the secret on this server, shared by every session."""
-    return GuessThrottle()
 
 
 def teacher_secret() -> str:
@@ -57,14 +51,15 @@ def teacher_login() -> bool:
 
 def _try_unlock(given: str) -> None:
     """Check a guess, unless this session or the server has guessed wrong too often lately."""
-    session = identity.owner_id()
-    wait = guesses().wait(session)
+    address = st.context.ip_address
+    session, client = identity.owner_id(), address if isinstance(address, str) else "unknown"
+    wait = throttle.shared.wait(session, client)
     if wait > 0:
         st.error(f"Too many wrong guesses lately; try again in {math.ceil(wait)} s.")
         return
     st.session_state.teacher_key = given
     if is_teacher():
         st.rerun()
-    guesses().failed(session)
-    log.warning("a wrong teacher secret was given (session %s)", session)
+    throttle.shared.failed(session, client)
+    log.warning("a wrong teacher secret was given (session %s, client %s)", session, client)
     st.error("That is not the teacher secret.")
