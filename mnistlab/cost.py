@@ -3,17 +3,30 @@ server's device. The job manager refuses a job over the teacher's limit with thi
 giant network cannot hold the class's only worker for hours.
 
 A training image costs a fixed part (the step's kernel launches and Python, the batch's augmentation) plus the
-network's multiply-adds at the device's speed (forward and backward together). The coefficients are fitted to
-measured runs by ``benchmarks/job_cost.py``, whose output is in ``benchmarks/results/job_cost.jsonl``.
+network's multiply-adds at the device's speed (forward and backward together); an evaluated image likewise. The
+coefficients are fitted to measured runs by ``benchmarks/job_cost.py`` (its output:
+``benchmarks/results/job_cost.jsonl``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .arch import ArchSpec, summary
 
 TEST_IMAGES = 10_000  # evaluated after every epoch
+ENV_MAX_MINUTES = "MNISTLAB_MAX_JOB_MINUTES"
+MAX_JOB_MINUTES = 10.0  # the longest one job may hold the worker, as estimated here (the teacher can change it)
+
+
+def default_max_job_minutes() -> float:
+    """$MNISTLAB_MAX_JOB_MINUTES when it is a positive number, else MAX_JOB_MINUTES."""
+    try:
+        minutes = float(os.environ.get(ENV_MAX_MINUTES, MAX_JOB_MINUTES))
+    except ValueError:
+        return MAX_JOB_MINUTES
+    return minutes if 0 < minutes < float("inf") else MAX_JOB_MINUTES
 
 
 @dataclass(frozen=True)

@@ -37,18 +37,7 @@ log = logging.getLogger(__name__)
 ENV_RUNS = "MNISTLAB_RUNS"
 MAX_QUEUE = 30  # a class of 30 can each have one job waiting
 MAX_EPOCHS = 30
-ENV_MAX_MINUTES = "MNISTLAB_MAX_JOB_MINUTES"
-MAX_JOB_MINUTES = 10.0  # the longest one job may hold the worker, as estimated by cost.py
 RETRY_SECONDS = 5.0  # how often an idle worker retries the registry writes it could not make
-
-
-def default_max_job_minutes() -> float:
-    """$MNISTLAB_MAX_JOB_MINUTES when it is a positive number, else MAX_JOB_MINUTES."""
-    try:
-        minutes = float(os.environ.get(ENV_MAX_MINUTES, MAX_JOB_MINUTES))
-    except ValueError:
-        return MAX_JOB_MINUTES
-    return minutes if 0 < minutes < float("inf") else MAX_JOB_MINUTES
 
 
 def default_runs_dir() -> Path:
@@ -106,7 +95,7 @@ class JobManager:
         self._changed = threading.Condition(self._lock)  # ``wait_until`` waits here for any run to change
         self._version = 0  # counts the changes, so a waiter knows whether it missed one
         self.max_queue, self.max_epochs = max_queue, max_epochs
-        self.max_job_minutes = default_max_job_minutes()  # the teacher may change it while the server runs
+        self.max_job_minutes = cost.default_max_job_minutes()  # the teacher may change it while the server runs
         self.device_type = devices.pick_device("auto").type
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="mnistlab-jobs", daemon=True)

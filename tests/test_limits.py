@@ -37,20 +37,16 @@ def test_the_teacher_can_raise_or_lower_the_limit_while_the_server_runs(idle_man
     with pytest.raises(JobError, match="2x smaller"):
         idle_manager.submit(giant, cfg, owner="s1")
     monkeypatch.setenv("MNISTLAB_MAX_JOB_MINUTES", "not a number")
-    from mnistlab import jobs
-
-    assert jobs.default_max_job_minutes() == jobs.MAX_JOB_MINUTES  # a bad setting falls back, never crashes
+    assert cost.default_max_job_minutes() == cost.MAX_JOB_MINUTES  # a bad setting falls back, never crashes
     monkeypatch.setenv("MNISTLAB_MAX_JOB_MINUTES", "25")
-    assert jobs.default_max_job_minutes() == 25.0
+    assert cost.default_max_job_minutes() == 25.0
 
 
 def test_a_network_near_the_parameter_cap_is_over_the_default_limit_for_a_few_full_epochs_on_a_cpu():
     near_cap = arch.ArchSpec.from_dict({"blocks": [{"widths": [140, 140]}, {"widths": [10]}], "head": "conv1",
                                         "dropout": 0})  # 191k parameters, 142 M multiply-adds per image
-    from mnistlab.jobs import MAX_JOB_MINUTES
-
-    assert cost.estimated_seconds(near_cap, 4, 60_000, "cpu") > MAX_JOB_MINUTES * 60
-    assert cost.estimated_seconds(arch.preset("best"), 4, 60_000, "cpu") < MAX_JOB_MINUTES * 60 / 4
+    assert cost.estimated_seconds(near_cap, 4, 60_000, "cpu") > cost.MAX_JOB_MINUTES * 60
+    assert cost.estimated_seconds(arch.preset("best"), 4, 60_000, "cpu") < cost.MAX_JOB_MINUTES * 60 / 4
 
 
 def test_the_estimate_grows_with_work_and_reads_like_speech():
