@@ -180,6 +180,8 @@ class JobManager:
                 raise JobError("only the person who started this job, or the teacher, can cancel it")
             if run is not None:
                 self._cancel[run_id].set()
+                if teacher and owner != run.owner:
+                    run.error = "Cancelled by the teacher."  # its student is told who stopped it
                 waiting = run_id in self._queue
                 if waiting:
                     self._queue.remove(run_id)
@@ -325,7 +327,8 @@ class JobManager:
         worker; ``page``: a page's request, which does not wait long for a lock."""
         with self._lock:
             run = self._live.pop(run_id)
-            run.status, run.queue_position, run.ended_at, run.error = status, None, time.time(), error
+            run.status, run.queue_position, run.ended_at = status, None, time.time()
+            run.error = error if error is not None else run.error
             self._cancel.pop(run_id, None)
             self._ended[run_id] = run
             self._touch()
@@ -401,6 +404,7 @@ class JobManager:
             run = self._live.get(run_id)
             if run is None:
                 return
+            run.stage = "evaluating" if isinstance(event, train.Evaluating) else "training"
             if isinstance(event, train.Started):
                 run.device, run.precision, run.batches = event.device, event.precision, event.batches_per_epoch
             elif isinstance(event, train.BatchProgress):

@@ -58,6 +58,7 @@ class Run:
     queue_position: int | None = None  # 1 = next to run; None when not queued
     batch: int = 0
     batches: int = 0
+    stage: str = ""  # "training" or "evaluating" while it runs
 
     @property
     def active(self) -> bool:

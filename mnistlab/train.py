@@ -161,6 +161,12 @@ class BatchProgress:
 
 
 @dataclass
+class Evaluating:
+    epoch: int
+    images: int  # the test set, and a validation split if there is one
+
+
+@dataclass
 class EpochEnd:
     epoch: int
     epochs: int
@@ -177,7 +183,7 @@ class EpochEnd:
         return asdict(self)
 
 
-Event = Started | BatchProgress | EpochEnd
+Event = Started | BatchProgress | Evaluating | EpochEnd
 
 
 @dataclass
@@ -376,6 +382,7 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
             result.status = "cancelled"
             return result
         seconds, t1 = time.perf_counter() - t0, time.perf_counter()
+        emit(Evaluating(epoch, len(r.data.test) + (len(r.data.validation) if r.data.validation else 0)))
         test_loss, test_acc, val_acc = _evaluate_epoch(r)
         end = EpochEnd(epoch, r.cfg.epochs, trained[0], trained[1], test_loss, test_acc, seconds,
                        time.perf_counter() - t1, r.opt.param_groups[0]["lr"], val_acc)

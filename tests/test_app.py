@@ -168,7 +168,7 @@ def test_a_quick_run_shows_progress_and_can_be_cancelled():
     assert snap.status == "running", snap.error
     at.run()
     progress = [p.text or "" for p in at.get("progress")]
-    assert any(f"Running on {snap.device}" in t and "/10, batch" in t for t in progress), progress
+    assert any(f"on {snap.device}" in t and "/10, batch" in t for t in progress), progress
     at.button(key="cancel").click().run()
     assert not at.exception
     assert wait_for_run(at).status == "cancelled"
@@ -184,6 +184,8 @@ def test_a_finished_quick_run_can_be_chosen_on_the_draw_page():
     at.run()
     assert any(m.label.startswith("Final test accuracy") for m in at.metric)
     assert not at.exception
+    # one headline: a quick run cannot meet the challenge, and says which rule it misses
+    assert any(e.value.startswith("Not met yet") and "training images" in e.value for e in at.error)
     draw = page("views/3_Draw.py").run()
     assert not draw.exception
     assert draw.selectbox(key="model_choice").value == "preset:best"  # another session: the default
@@ -299,12 +301,17 @@ def test_runs_page_leaderboard_filter_failed_run_and_mistakes():
 
     at.selectbox(key="run_choice").set_value("aaa").run()
     assert not at.exception and not at.error
-    true, pred = at.selectbox(key="cell_true").value, at.selectbox(key="cell_pred").value
+    true, pred = at.selectbox(key="cell_true_aaa").value, at.selectbox(key="cell_pred_aaa").value
     assert true != pred  # the page opens on the most frequent mistake
     assert any("taken for a" in c.value for c in at.caption)
-    at.selectbox(key="cell_true").set_value(3).run()
-    at.selectbox(key="cell_pred").set_value(3).run()
+    at.selectbox(key="cell_true_aaa").set_value(3).run()
+    at.selectbox(key="cell_pred_aaa").set_value(3).run()
     assert any("The diagonal" in c.value for c in at.caption)
+    from mnistlab.ui import resources
+
+    resources.job_manager().delete("aaa")
+    at.toggle(key="eligible_only").set_value(True).run()  # nothing eligible left: said in words, not an empty grid
+    assert any("No finished run meets every rule" in i.value for i in at.info) and not at.exception
 
 
 def test_a_students_name_is_plain_text_everywhere():
@@ -373,9 +380,9 @@ def test_teacher_view_needs_the_right_secret_and_can_cancel_anyones_job(monkeypa
     at.button[0].click().run()
     assert not at.exception
     assert run_id in list(at.dataframe[0].value["id"])
-    at.selectbox(key="cancel_choice").set_value(run_id)
-    next(b for b in at.button if b.label == "Cancel this job").click().run()
-    assert resources.job_manager().wait(run_id, timeout=HANG).status == "cancelled"
+    at.button(key=f"cancel_{run_id}").click().run()
+    cancelled = resources.job_manager().wait(run_id, timeout=HANG)
+    assert cancelled.status == "cancelled" and "by the teacher" in cancelled.error  # its student is told who
 
 
 def test_after_a_crash_every_session_hears_once_what_was_stopped(tmp_path):
@@ -558,3 +565,36 @@ def test_a_hostile_link_is_reported_as_plain_text_not_markdown():
     assert not at.exception
     (warning,) = [w.value for w in at.warning if "unknown spec field" in w.value]
     assert "Your grade" in warning and not re.search(r"(?<!\\)\]\(", warning)  # the brackets are escaped: no link
+
+
+def test_the_teacher_page_lists_a_job_started_after_it_opened_and_deletes_only_after_confirming(monkeypatch, mnist):
+    monkeypatch.setenv("MNISTLAB_TEACHER_SECRET", "s3cret")
+    from mnistlab import train
+    from mnistlab.ui import resources
+
+    manager = resources.job_manager()
+    done = manager.submit(arch.preset("tiny"), train.TrainConfig(epochs=1, train_subset=500), owner="a")
+    assert manager.wait(done, timeout=HANG).status == "finished"
+    at = page("views/5_Teacher.py").run()
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert not at.exception and not any(b.key == "delete_confirm" for b in at.button)  # nothing chosen for them
+    later = manager.submit(arch.preset("tiny"), train.TrainConfig(epochs=30, train_subset=5000), owner="b")
+    at.run()  # the live part's next refresh
+    at.button(key=f"cancel_{later}").click().run()  # a job started after the page opened has its own Cancel
+    assert manager.wait(later, timeout=HANG).status == "cancelled"
+    at.selectbox(key="delete_choice").set_value(done).run()
+    assert any("for good" in w.value for w in at.warning) and manager.snapshot(done)  # asked, not yet deleted
+    at.button(key="delete_confirm").click().run()
+    assert not at.exception and done not in [r.id for r in manager.runs()]
+
+
+def test_a_shared_custom_network_opens_with_no_preset_chosen_and_no_hint_to_load_one():
+    custom = arch.ArchSpec.from_dict({**arch.preset("lean").to_dict(), "name": "custom", "dropout": 0.05})
+    at = page("views/1_Architecture.py")
+    at.query_params["arch"] = custom.to_json()
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="preset_choice").value is None
+    assert not any("Press **Load preset**" in c.value for c in at.caption)
+    assert metric(at, "Parameters").value == f"{arch.count_params(custom):,}"

@@ -148,7 +148,7 @@ def test_start_a_quick_run_and_see_the_curves(server, browser):
     settle(page)
     page.get_by_text("quick mode").click()
     page.get_by_role("button", name="Start training").click()
-    page.wait_for_selector("text=Running on", timeout=WAIT_MS)
+    page.get_by_text(re.compile(r"Epoch \d+/\d+, batch \d+/\d+")).wait_for(timeout=WAIT_MS)  # training, in words
     page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)  # the curves appear after the first epoch
     assert page.locator(".js-plotly-plot").count() >= 1
     page.get_by_role("button", name="Cancel").click()
@@ -168,7 +168,7 @@ def test_a_server_killed_mid_training_comes_back_with_the_run_interrupted(browse
         page.get_by_text("quick mode").click()
         page.get_by_role("button", name="Start training").click()
         # The page's progress line says when two epochs are done and a batch of the third is: mid-epoch 3.
-        page.get_by_text(re.compile(r"epoch 3/30, batch [1-9]")).wait_for(timeout=WAIT_MS)
+        page.get_by_text(re.compile(r"Epoch 3/30, batch [1-9]")).wait_for(timeout=WAIT_MS)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=HANG) == -signal.SIGKILL
         page.close()

@@ -68,10 +68,7 @@ def live() -> None:
         else:
             st.info(f"Starting on {manager.device}…")
     elif job.status == "running":
-        where = f"{job.device} ({job.precision})" if job.device else manager.device
-        epoch = min(job.epochs_done + 1, job.epochs)
-        st.progress(job.progress, text=f"Running on {where}: epoch {epoch}/{job.epochs}, "
-                                       f"batch {job.batch}/{job.batches}")
+        st.progress(job.progress, text=outcome.stage_text(job, manager.device))
     if job.active:
         # A callback runs before the rerun the click causes, so that rerun already shows the cancelled job (and
         # works whether the click reruns the fragment or, e.g. under AppTest, the whole page).
@@ -79,6 +76,7 @@ def live() -> None:
     if job.history:
         st.plotly_chart(figures.training_curves(job.history), width="stretch", key="curves")
     if job.status == "finished":
+        outcome.headline(job)
         acc = job.final_test_accuracy
         st.metric("Final test accuracy (last epoch, 10,000 test images)", f"{acc:.2f} %")
         outcome.rule_checks(job)

@@ -28,15 +28,18 @@ eligible_only = st.toggle(f"Challenge-eligible finished runs only (all {rules.TR
                           f"{rules.MIN_RECEPTIVE_FIELD} px)", key="eligible_only")
 ranked = sorted(runs, key=rules.rank_key)
 board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
-st.dataframe(
-    [{"final test accuracy (%)": r.final_test_accuracy, "student": r.student_name or "anonymous", "network": r.name,
-      "parameters": r.params, "epochs": r.epochs, "status": r.status,
-      "challenge-eligible": r.challenge_eligible and r.status == "finished",
-      "training time (s)": round(r.train_seconds, 1), "device": r.device,
-      "submitted": datetime.fromtimestamp(r.submitted_at), "id": r.id} for r in board],
-    column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-                   "submitted": st.column_config.DatetimeColumn(format="D MMM, HH:mm")},
-    hide_index=True, width="stretch", key="leaderboard")
+if not board:
+    st.info("No finished run meets every rule yet: train one on all the images, in fewer epochs than the limit.")
+else:
+    st.dataframe(
+        [{"final test accuracy (%)": r.final_test_accuracy, "student": r.student_name or "anonymous", "network": r.name,
+          "parameters": r.params, "epochs": r.epochs, "status": r.status,
+          "challenge-eligible": r.challenge_eligible and r.status == "finished",
+          "training time (s)": round(r.train_seconds, 1), "device": r.device,
+          "submitted": datetime.fromtimestamp(r.submitted_at), "id": r.id} for r in board],
+        column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+                       "submitted": st.column_config.DatetimeColumn(format="D MMM, HH:mm")},
+        hide_index=True, width="stretch", key="leaderboard")
 st.caption("Click a column's name to sort by it. The accuracy is the last epoch's on the 10,000 test images, "
            "never a best epoch picked afterwards.")
 
@@ -64,7 +67,8 @@ st.text(f"{run.name} by {run.student_name or 'anonymous'}: {run.status}, {run.ep
         f"{run.params:,} parameters{', on ' + run.device if run.device else ''}")
 outcome.ended_message(run)
 if run.active:
-    st.info("Still training: its page on Train shows it live; this view updates when you come back.")
+    st.info("Still training: this view shows the epochs done so far; open this page again to see more."
+            + (" Your Train page shows it live." if run.owner == owner else ""))
 outcome.rule_checks(run)
 
 if run.owner == owner or as_teacher:
@@ -123,13 +127,26 @@ except (checkpoint.CheckpointError, OSError) as e:
     st.stop()
 labels_true = resources.mnist().test.labels.numpy()
 cm = analysis.confusion_matrix(labels_true, probs)
-st.plotly_chart(figures.confusion(cm), width="stretch", key="confusion")
+
+def pick_cell() -> None:
+    """A click on a cell of the matrix chooses that (true, predicted) pair below."""
+    points = st.session_state.confusion.selection.get("points", [])
+    if points:
+        st.session_state[f"cell_true_{run.id}"] = int(points[0]["y"])
+        st.session_state[f"cell_pred_{run.id}"] = int(points[0]["x"])
+
+
+st.plotly_chart(figures.confusion(cm), width="stretch", key="confusion", on_select=pick_cell,
+                selection_mode="points")
+st.caption("Click a cell to see its test images below.")
 off = cm.copy()
 np.fill_diagonal(off, 0)
 worst_true, worst_pred = np.unravel_index(int(off.argmax()), off.shape)
 c1, c2 = st.columns(2)
-true = c1.selectbox("True digit", range(10), index=int(worst_true), key="cell_true")
-pred = c2.selectbox("Predicted as", range(10), index=int(worst_pred), key="cell_pred")
+st.session_state.setdefault(f"cell_true_{run.id}", int(worst_true))  # the most common mistake, until one is chosen
+st.session_state.setdefault(f"cell_pred_{run.id}", int(worst_pred))
+true = c1.selectbox("True digit", range(10), key=f"cell_true_{run.id}")
+pred = c2.selectbox("Predicted as", range(10), key=f"cell_pred_{run.id}")
 idx = analysis.misclassified(labels_true, probs, true, pred)
 if true == pred:
     st.caption(f"The diagonal: {cm[true, true]} test images of a {true} recognised correctly.")

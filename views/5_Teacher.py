@@ -34,51 +34,59 @@ st.number_input("Longest job a student may start (minutes, as estimated for this
                      "that says how much smaller to make it. Jobs already queued are not affected.")
 
 
+def cancel(run_id: str) -> None:
+    try:
+        manager.cancel(run_id, teacher=True)
+    except JobError as e:
+        st.session_state.teacher_message = str(e)
+
+
 @st.fragment(run_every=1.0)
-def live() -> None:
+def live_queue() -> None:
+    """The queue as it is now, each job with its own Cancel: a job started since the page opened is here too."""
     st.subheader("Queue")
+    if message := st.session_state.pop("teacher_message", None):
+        st.error(labels.plain(message))
     queue = manager.queue()
     if not queue:
         st.caption("Nothing is training or waiting.")
-    else:
-        st.dataframe([{"place": "running" if r.status == "running" else r.queue_position,
-                       "student": r.student_name or "anonymous", "network": r.name, "parameters": r.params,
-                       "epoch": f"{r.epochs_done}/{r.epochs}", "progress": r.progress, "id": r.id} for r in queue],
-                     column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
-                     hide_index=True, width="stretch", key="queue_table")
+    for r in queue:
+        place = "training now" if r.status == "running" else f"waiting, place {r.queue_position}"
+        text, button = st.columns([5, 1], vertical_alignment="center")
+        text.text(f"{r.student_name or 'anonymous'} · {r.name}, {r.params:,} parameters · {place} · "
+                  f"epoch {r.epochs_done}/{r.epochs} · {r.id}")
+        button.button("Cancel", key=f"cancel_{r.id}", on_click=cancel, args=(r.id,))
 
     st.subheader("All runs")
-    runs = manager.runs()
     st.dataframe([{"student": r.student_name or "anonymous", "network": r.name, "status": r.status,
                    "final test accuracy (%)": r.final_test_accuracy, "epochs": f"{r.epochs_done}/{r.epochs}",
-                   "error": r.error or "", "id": r.id} for r in runs],
+                   "error": r.error or "", "id": r.id} for r in manager.runs()],
                  column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f")},
                  hide_index=True, width="stretch", key="all_runs")
 
 
-live()
-
-# Outside the live fragment, so a choice being made is not redrawn under the teacher's cursor every second.
-runs = {r.id: r for r in manager.runs()}
+live_queue()
 
 
-def act_on_one(title: str, ids: list[str], form: str, button: str, action, none_left: str) -> None:
-    """A form to pick one run and act on it as the teacher; a refusal from the manager is shown, not raised."""
-    st.subheader(title)
-    if not ids:
-        st.caption(none_left)
+def delete_one() -> None:
+    """Pick an ended run, then confirm: nothing is chosen for the teacher, and nothing goes at one click."""
+    st.subheader("Delete a run")
+    ended = {r.id: r for r in manager.runs() if not r.active}
+    if not ended:
+        st.caption("No ended runs.")
         return
-    with st.form(f"{form}_form"):
-        target = st.selectbox("Run", ids, format_func=lambda i: labels.run_label(runs[i]), key=f"{form}_choice")
-        if st.form_submit_button(button):
-            try:
-                action(target, teacher=True)
-                st.rerun()
-            except JobError as e:
-                st.error(str(e))
+    target = st.selectbox("Run", list(ended), index=None, placeholder="Choose a run to delete",
+                          format_func=lambda i: labels.run_label(ended[i]), key="delete_choice")
+    if target is None:
+        return
+    st.warning(f"Delete {labels.plain(labels.run_label(ended[target]))} and its checkpoint for good?")
+    if st.button("Yes, delete it", key="delete_confirm"):
+        try:
+            manager.delete(target, teacher=True)
+            st.session_state.pop("delete_choice", None)
+            st.rerun()
+        except JobError as e:
+            st.error(labels.plain(str(e)))
 
 
-act_on_one("Cancel a job", [i for i, r in runs.items() if r.active], "cancel", "Cancel this job", manager.cancel,
-           "No job is queued or running.")
-act_on_one("Delete a run", [i for i, r in runs.items() if not r.active], "delete", "Delete it and its checkpoint",
-           manager.delete, "No ended runs.")
+delete_one()

@@ -90,11 +90,13 @@ def _preset_picker(d: dict) -> None:
     """The preset select box and its Load button (loading replaces the draft)."""
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     names = list(arch.PRESETS)
-    current = d.get("name") if d.get("name") in names else names[0]
-    c1.selectbox("Start from a preset", names, index=names.index(current), key="preset_choice",
+    # A custom network (edited, or opened from a shared link) starts with no preset chosen, not on the first one.
+    current = names.index(d["name"]) if d.get("name") in names else None
+    c1.selectbox("Start from a preset", names, index=current, key="preset_choice", placeholder="a custom network",
                  format_func=lambda n: f"{n} ({arch.count_params(arch.PRESETS[n]):,} params)",
                  help="\n\n".join(f"**{n}**: {note}" for n, note in arch.PRESET_NOTES.items()))
-    c2.button("Load preset", on_click=_load_preset, width="stretch")
+    c2.button("Load preset", on_click=_load_preset, width="stretch",
+              disabled=st.session_state.get("preset_choice") is None)
     chosen = st.session_state.get("preset_choice")
     if chosen and chosen != d.get("name"):
         st.caption(f"Press **Load preset** to replace the network below with `{chosen}`.")

@@ -48,9 +48,10 @@ def compare_curves(runs: list[tuple[str, list[dict]]]) -> go.Figure:
     for label, history in runs:
         fig.add_trace(go.Scatter(x=[h["epoch"] for h in history], y=[h["test_accuracy"] for h in history],
                                  name=html.escape(label, quote=False), mode="lines+markers"))  # plotly renders <b>, <a>
-    fig.add_hline(y=TARGET_ACCURACY, line_dash="dash", line_color=RED)
+    fig.add_hline(y=TARGET_ACCURACY, line_dash="dash", line_color=RED, annotation_text=f"target {TARGET_ACCURACY} %")
     fig.update_layout(height=340, xaxis_title="epoch", yaxis_title="test accuracy (%)",
                       margin=dict(l=10, r=10, t=20, b=10))
+    fig.update_xaxes(dtick=1)  # whole epochs only
     return fig
 
 
@@ -72,6 +73,7 @@ def confusion(cm: np.ndarray) -> go.Figure:
                                texttemplate="%{text}", colorscale="Blues", showscale=False,
                                hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
     fig.update_layout(height=420, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+                      xaxis=dict(type="category", dtick=1), yaxis=dict(type="category", dtick=1),  # all ten digits
                       margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
