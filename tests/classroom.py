@@ -11,6 +11,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from streamlit.testing.v1 import AppTest
 
@@ -67,9 +68,12 @@ def _press_start(at: AppTest, i: int, result: ClassResult) -> None:
         result.exceptions.append(f"session {i}: Start was neither accepted nor refused with a message")
 
 
-def simulate(sessions: int, preset: str = "tiny", epochs: int = 1, timeout: float = 600) -> ClassResult:
-    """``sessions`` students press Start within a moment of each other, then keep looking at the pages (timed) and
-    press Start again while their job waits (which must be refused); then the registry is checked.
+def simulate(sessions: int, preset: str = "tiny", epochs: int = 1, timeout: float = 600,
+             all_pressed: Callable[[], None] = lambda: None) -> ClassResult:
+    """``sessions`` students press Start within a moment of each other and at once press it again (refused while
+    their job is active), then keep looking at the pages (timed) and pressing Start while their job waits; then the
+    registry is checked. ``all_pressed`` is called after the first two rounds of presses (a test that holds the
+    worker releases it there, so that every second press meets an active job).
 
     AppTest swaps a process-wide Streamlit runtime in and out around each run, so the sessions take turns (each
     run is a few tens of milliseconds); the job manager itself is hammered from many threads in test_store."""
@@ -81,6 +85,9 @@ def simulate(sessions: int, preset: str = "tiny", epochs: int = 1, timeout: floa
     t0 = time.monotonic()
     for i, at in enumerate(students):
         _press_start(at, i, result)
+    for i, at in enumerate(students):
+        _press_start(at, i, result)
+    all_pressed()
     turn = 0
     while manager.queue() and time.monotonic() - t0 < timeout:
         for page in PAGES:
