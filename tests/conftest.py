@@ -97,3 +97,21 @@ class ProcessOutput:
 
     def tail(self) -> str:
         return "".join(self.seen)[-3000:]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole test session (each test opens its own pages or contexts)."""
+    from .browser import chromium
+
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
+    """`streamlit run app.py` on a fresh runs folder, shared by one test module; its URL."""
+    from .browser import running_server
+
+    with running_server(tmp_path_factory.mktemp("runs"), data_root) as url:
+        yield url

@@ -1,120 +1,14 @@
-"""A real browser session: `streamlit run app.py` headless on a loopback port, driven by Playwright in Chromium.
+"""A student in a real browser: `streamlit run app.py` headless, driven by Playwright in Chromium (see browser.py)."""
 
-Needs Debian's Chromium (/usr/bin/chromium, or $MNISTLAB_CHROMIUM) and the playwright package; scripts/test.sh
-installs both. In CI a missing browser fails these tests; elsewhere they skip, saying why.
-"""
-
-import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from mnistlab.store import RunStore
 
-from .conftest import HANG, ProcessOutput, need
-
-ROOT = Path(__file__).resolve().parent.parent
-WAIT_MS = HANG * 1000  # Playwright's waits, in milliseconds: a guard against a hang, not a deadline
-CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(runs_dir: Path, data_root: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free loopback port, its runs in ``runs_dir``; returns once it has said that it
-    listens (the URL it prints once its server has started) and answers its health check."""
-    port = free_port()
-    env = {**os.environ, "MNISTLAB_RUNS": str(runs_dir), "MNISTLAB_DATA": str(data_root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    out = ProcessOutput(proc)  # also keeps the pipe drained for as long as the server runs
-    try:
-        out.wait_for(url)
-        assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=HANG).read() == b"ok"
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    return proc, url
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, data_root):
-    proc, url = start_server(tmp_path_factory.mktemp("runs"), data_root)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=HANG)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    need(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None,
-         f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "the playwright package is not installed (pip install playwright)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                                    "--disable-background-networking", "--disable-component-update",
-                                    "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
-
-
-def settle(page, timeout: float = WAIT_MS) -> None:
-    """Wait until the app has finished running (its status widget is gone)."""
-    page.wait_for_timeout(300)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
-
-
-def stroke(page, box, points) -> None:
-    """One mouse stroke through points given as fractions of the canvas, the hand moving in from outside it first
-    (a pointer that jumps straight onto the canvas and presses at once is not how a person draws, and the canvas can
-    miss that first press)."""
-    x0, y0 = box["x"], box["y"]
-    start = (x0 + points[0][0] * box["width"], y0 + points[0][1] * box["height"])
-    page.mouse.move(x0 - 20, y0 - 20)
-    page.mouse.move(*start, steps=8)
-    page.wait_for_timeout(100)
-    page.mouse.down()
-    for fx, fy in points[1:]:
-        page.mouse.move(x0 + fx * box["width"], y0 + fy * box["height"], steps=12)
-    page.mouse.up()
-
-
-def prediction(page) -> str:
-    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")
-    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
-
-
-PREDICTION_SHOWN = """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
-    .some(m => m.innerText.includes('Prediction') && !m.innerText.includes('—'))"""
-
-DIGITS = {
-    # a "7": top bar then a long diagonal, drawn small in the upper left
-    "7": [[(0.10, 0.10), (0.45, 0.10), (0.25, 0.55)]],
-    # a "1": one slanted stroke, large
-    "1": [[(0.55, 0.10), (0.45, 0.90)]],
-    # a "0": an oval, off-centre to the right
-    "0": [[(0.70, 0.20), (0.58, 0.30), (0.55, 0.55), (0.62, 0.80), (0.75, 0.82), (0.85, 0.60), (0.84, 0.32),
-           (0.70, 0.20)]],
-}
+from .browser import DIGITS, PREDICTION_SHOWN, WAIT_MS, prediction, settle, start_server, stroke
+from .conftest import HANG
 
 
 @pytest.mark.slow
