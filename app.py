@@ -6,7 +6,7 @@ this router: no shared link read, no notices, and a stray "app" page in the side
 
 import streamlit as st
 
-from mnistlab.ui import labels, links, notices
+from mnistlab.ui import identity, labels, links, notices
 
 st.set_page_config(page_title="MNIST Lab", page_icon="🔢", layout="wide")
 page = st.navigation([
@@ -22,4 +22,6 @@ page = st.navigation([
 if message := links.read_shared_link():
     st.warning(labels.plain(message))
 notices.server_notices()
+with st.sidebar:  # remembered in the browser: a reload or a new tab is still the same student
+    identity.remember()
 page.run()

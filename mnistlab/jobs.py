@@ -409,6 +409,7 @@ class JobManager:
                 run.device, run.precision, run.batches = event.device, event.precision, event.batches_per_epoch
             elif isinstance(event, train.BatchProgress):
                 run.batch, run.batches = event.batch, event.batches
+                run.batch_losses.append((event.epoch - 1 + event.batch / max(1, event.batches), event.loss))
             elif isinstance(event, train.EpochEnd):
                 run.history.append(event.to_dict())
                 run.batch = 0

@@ -59,6 +59,9 @@ class Run:
     batch: int = 0
     batches: int = 0
     stage: str = ""  # "training" or "evaluating" while it runs
+    # (epochs done as a fraction, e.g. 1.5 = half-way through epoch 2; that batch's training loss): the curve that
+    # moves within an epoch, ~50 points an epoch
+    batch_losses: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def active(self) -> bool:

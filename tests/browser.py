@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 from .conftest import HANG, ProcessOutput, need
 
@@ -28,11 +29,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(runs_dir: Path, data_root: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free loopback port, its runs in ``runs_dir``; returns once it has said that it
-    listens (the URL it prints once its server has started) and answers its health check."""
+class Server(NamedTuple):
+    proc: subprocess.Popen
+    url: str
+    output: ProcessOutput  # everything the server prints: its log
+
+
+def launch(runs_dir: Path, data_root: Path, env: dict[str, str] | None = None) -> Server:
+    """`streamlit run app.py` on a free loopback port, its runs in ``runs_dir`` (``env`` added to its environment);
+    returns once it has said that it listens (the URL it prints once its server has started) and answers its health
+    check."""
     port = free_port()
-    env = {**os.environ, "MNISTLAB_RUNS": str(runs_dir), "MNISTLAB_DATA": str(data_root)}
+    env = {**os.environ, "MNISTLAB_RUNS": str(runs_dir), "MNISTLAB_DATA": str(data_root), **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -46,7 +54,24 @@ def start_server(runs_dir: Path, data_root: Path) -> tuple[subprocess.Popen, str
         proc.kill()
         proc.wait()
         raise
-    return proc, url
+    return Server(proc, url, out)
+
+
+def start_server(runs_dir: Path, data_root: Path) -> tuple[subprocess.Popen, str]:
+    """`launch`, for a test that stops (or kills) the server itself."""
+    server = launch(runs_dir, data_root)
+    return server.proc, server.url
+
+
+@contextlib.contextmanager
+def served(runs_dir: Path, data_root: Path, env: dict[str, str] | None = None):
+    """A launched `Server` for the duration of the block."""
+    server = launch(runs_dir, data_root, env)
+    try:
+        yield server
+    finally:
+        server.proc.terminate()
+        server.proc.wait(timeout=HANG)
 
 
 @contextlib.contextmanager
@@ -72,12 +97,8 @@ def chromium():
 @contextlib.contextmanager
 def running_server(runs_dir: Path, data_root: Path):
     """A server for the duration of the block; its URL."""
-    proc, url = start_server(runs_dir, data_root)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=HANG)
+    with served(runs_dir, data_root) as server:
+        yield server.url
 
 
 def settle(page, timeout: float = WAIT_MS) -> None:

@@ -72,10 +72,12 @@ class ProcessOutput:
     def __init__(self, proc: subprocess.Popen):
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.seen: collections.deque[str] = collections.deque(maxlen=200)
+        self.log: list[str] = []  # every line, as it is read
         threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
 
     def _read(self, stream) -> None:
         for line in stream:
+            self.log.append(line)
             self._lines.put(line)
         self._lines.put(None)  # the process closed its output: it has ended
 

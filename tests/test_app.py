@@ -598,3 +598,36 @@ def test_a_shared_custom_network_opens_with_no_preset_chosen_and_no_hint_to_load
     assert at.selectbox(key="preset_choice").value is None
     assert not any("Press **Load preset**" in c.value for c in at.caption)
     assert metric(at, "Parameters").value == f"{arch.count_params(custom):,}"
+
+
+def test_train_settings_are_kept_after_another_page_and_a_later_session_gets_its_last_runs(monkeypatch):
+    from mnistlab.ui import identity
+
+    at = page("views/2_Train.py").run()
+    start_quick_run(at, epochs=7)
+    at.button(key="cancel").click().run()
+    wait_for_run(at)
+    at.switch_page("views/3_Draw.py").run()
+    at.switch_page("views/2_Train.py").run()
+    assert not at.exception
+    assert at.number_input(key="train_epochs").value == 7 and at.toggle(key="train_quick").value is True
+
+    # A reload is a new session of the same browser: its remembered id brings back the run and its settings.
+    owner = at.session_state["owner_id"]
+    monkeypatch.setattr(identity, "_cookie", lambda name: owner if name == identity.OWNER_COOKIE else None)
+    again = page("views/2_Train.py").run()
+    assert again.session_state["owner_id"] == owner and again.session_state["job_id"] == at.session_state["job_id"]
+    assert again.number_input(key="train_epochs").value == 7 and again.toggle(key="train_quick").value is True
+    assert any("Cancelled after" in w.value for w in again.warning)
+
+
+def test_a_remembered_id_or_name_that_we_did_not_write_is_not_used(monkeypatch):
+    from mnistlab.ui import identity
+
+    forged = {identity.OWNER_COOKIE: "../../etc/passwd", identity.NAME_COOKIE: "%0A**Teacher**\u202e" + "x" * 300}
+    monkeypatch.setattr(identity, "_cookie", forged.get)
+    at = page("views/2_Train.py").run()
+    assert not at.exception
+    owner = at.session_state["owner_id"]
+    assert owner != forged[identity.OWNER_COOKIE] and len(owner) == 32
+    assert "\n" not in at.session_state["student_name"] and len(at.session_state["student_name"]) <= 40

@@ -58,7 +58,7 @@ def test_a_server_killed_mid_training_comes_back_with_the_run_interrupted(browse
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/Train")
         settle(page)
-        page.get_by_label("epochs").fill("30")
+        page.get_by_label("epochs", exact=True).fill("30")
         page.get_by_text("quick mode").click()
         page.get_by_role("button", name="Start training").click()
         # The page's progress line says when two epochs are done and a batch of the third is: mid-epoch 3.

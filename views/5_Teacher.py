@@ -68,9 +68,13 @@ def live_queue() -> None:
 live_queue()
 
 
+@st.fragment(run_every=2.0)
 def delete_one() -> None:
-    """Pick an ended run, then confirm: nothing is chosen for the teacher, and nothing goes at one click."""
+    """Pick an ended run, then confirm: nothing is chosen for the teacher, and nothing goes at one click. Live like
+    the queue: a run that ended since the page opened can be chosen."""
     st.subheader("Delete a run")
+    if deleted := st.session_state.get("teacher_deleted"):  # said until the next run is chosen
+        st.success(f"Deleted {labels.plain(deleted)}.")
     ended = {r.id: r for r in manager.runs() if not r.active}
     if not ended:
         st.caption("No ended runs.")
@@ -79,10 +83,12 @@ def delete_one() -> None:
                           format_func=lambda i: labels.run_label(ended[i]), key="delete_choice")
     if target is None:
         return
+    st.session_state.pop("teacher_deleted", None)
     st.warning(f"Delete {labels.plain(labels.run_label(ended[target]))} and its checkpoint for good?")
     if st.button("Yes, delete it", key="delete_confirm"):
         try:
             manager.delete(target, teacher=True)
+            st.session_state.teacher_deleted = labels.run_label(ended[target])
             st.session_state.pop("delete_choice", None)
             st.rerun()
         except JobError as e:

@@ -24,9 +24,22 @@ def budget_bar(params: int, limit: int = PARAM_LIMIT) -> go.Figure:
     return fig
 
 
-def training_curves(history: list[dict]) -> go.Figure:
-    """Loss and accuracy per epoch, train and test side by side, with the target accuracy's line."""
+def smoothed(values: list[float], weight: float = 0.8) -> list[float]:
+    """An exponential moving average (TensorBoard's smoothing): one batch's loss is noisy, the trend is what shows."""
+    out, avg = [], None
+    for v in values:
+        avg = v if avg is None else weight * avg + (1 - weight) * v
+        out.append(avg)
+    return out
+
+
+def training_curves(history: list[dict], batch_losses: list[tuple[float, float]] = ()) -> go.Figure:
+    """Loss and accuracy per epoch, train and test side by side, with the target accuracy's line; while a run trains,
+    its batches' training loss (smoothed) too, so that the loss curve moves within an epoch."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy (%)"))
+    if batch_losses:
+        fig.add_trace(go.Scatter(x=[x for x, _ in batch_losses], y=smoothed([loss for _, loss in batch_losses]),
+                                 name="train loss (batches, smoothed)", mode="lines", line_color="#9ecae1"), 1, 1)
     epochs = [h["epoch"] for h in history]
     for key, name, color in (("train", "train", "#1f77b4"), ("test", "test", "#ff7f0e")):
         fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_loss"] for h in history], name=f"{name} loss",
@@ -38,7 +51,7 @@ def training_curves(history: list[dict]) -> go.Figure:
                   row=1, col=2)
     lo = min([h["test_accuracy"] for h in history] + [h["train_accuracy"] for h in history] + [TARGET_ACCURACY])
     fig.update_yaxes(range=[max(0, lo - 0.5), 100], row=1, col=2)
-    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_xaxes(title_text="epoch", dtick=1, rangemode="tozero")
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
