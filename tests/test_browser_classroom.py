@@ -46,11 +46,13 @@ def toggle_on(page, label: str) -> bool:
 @pytest.mark.slow
 def test_a_reload_or_a_new_tab_is_the_same_student_with_the_same_settings(classroom, browser):
     """(3) a reload lost the student: their job, their name, the one-job limit; (4) the Train settings reset after
-    another page was visited, so the next Start launched a full run; (13) students saw Streamlit's Deploy button."""
+    another page was visited, so the next Start launched a full run; (5) no curve until the first epoch ended;
+    (13) students saw Streamlit's Deploy button."""
     context, page = student(browser, classroom.url, "Ada")
     assert page.get_by_role("button", name="Deploy").count() == 0
     start_long_quick_run(page)
     page.get_by_text(re.compile(rf"Epoch \d+/{LONG}")).wait_for(timeout=WAIT_MS)
+    page.locator(".js-plotly-plot").get_by_text("train loss (batches, smoothed)").wait_for(timeout=WAIT_MS)
 
     # (4) another page and back, by the sidebar: the settings of the run just started are still there
     page.get_by_role("link", name="Draw").click()

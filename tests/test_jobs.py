@@ -241,3 +241,15 @@ def test_a_runs_real_cause_of_failure_survives_a_registry_that_refused_it_and_a_
         assert again.recovery.interrupted == []
     finally:
         again.close()
+
+
+def test_a_running_jobs_batch_losses_move_within_the_epoch(manager):
+    """The Train page's loss curve has points inside an epoch, before the epoch's own row exists."""
+    run_id = manager.submit(arch.preset("tiny"), train.TrainConfig(**{**QUICK.to_dict(), "epochs": 2}))
+    snap = manager.wait_until(run_id, lambda r: r.history or not r.active, timeout=HANG)
+    assert snap.status == "running", snap.error  # two epochs: the first has just ended
+    first_epoch = [x for x, _ in snap.batch_losses if x <= 1]
+    assert len(first_epoch) == 10 and 0 < first_epoch[0] < 1 and first_epoch[-1] == 1  # 1000 images, batches of 100
+    assert all(loss > 0 for _, loss in snap.batch_losses)
+    manager.cancel(run_id)
+    manager.wait(run_id, timeout=HANG)

@@ -11,7 +11,7 @@ if not teacher.teacher_login():
 
 manager = resources.job_manager()
 st.caption(f"Unlocked for this browser session. Jobs run one at a time on: {manager.device}; "
-           f"at most {manager.max_queue} may wait, one per browser session, {manager.max_epochs} epochs each.")
+           f"at most {manager.max_queue} may wait, one per student, {manager.max_epochs} epochs each.")
 if st.button("Lock the teacher view", key="lock"):
     st.session_state.teacher_key = ""
     st.rerun()
