@@ -8,16 +8,19 @@ MNIST if they go through the same one:
    the strokes become grey levels rather than jagged steps;
 3. place it in a 28x28 image so that the ink's centre of mass sits at pixel (14, 14).
 
-``to_mnist`` follows this recipe for the RGBA image that streamlit-drawable-canvas returns (white ink on a black or
-transparent background). Two details differ from a plain crop-resize-paste: the scaling and the centring are one
-Lanczos resampling, so the centre of mass lands on (14, 14) to a fraction of a pixel (MNIST's own lie within half a
-pixel of it), and the result is scaled so its brightest ink is 1.0, as in MNIST, so that a thin pen on a big canvas
-does not come out faint. Ink fainter than 0.1 is noise, and a canvas with nothing on it worth reading (nothing, a
-few stray pixels, a single tap of the pen) raises ``BlankDrawing``.
+``to_mnist`` follows this recipe for an RGBA drawing (white ink on a black or transparent background), such as the
+app's drawing pad sends as a PNG data URL (read by ``image_from_data_url``). Two details differ from a plain
+crop-resize-paste: the scaling and the centring are one Lanczos resampling, so the centre of mass lands on (14, 14)
+to a fraction of a pixel (MNIST's own lie within half a pixel of it), and the result is scaled so its brightest ink
+is 1.0, as in MNIST, so that a thin pen on a big canvas does not come out faint. Ink fainter than 0.1 is noise, and
+a canvas with nothing on it worth reading (nothing, a few stray pixels, a single tap of the pen) raises
+``BlankDrawing``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 
 import numpy as np
@@ -25,7 +28,7 @@ from PIL import Image
 
 from .errors import MnistLabError
 
-__all__ = ["DrawingError", "BlankDrawing", "to_mnist", "is_blank", "ink", "image_from_png"]
+__all__ = ["DrawingError", "BlankDrawing", "to_mnist", "is_blank", "ink", "image_from_png", "image_from_data_url"]
 
 SIZE = 28  # the MNIST image
 BOX = 20  # the longer side of the digit inside it
@@ -42,6 +45,8 @@ DOT_SIDE, DOT_ROUNDNESS, DOT_FILL = 0.15, 0.75, 0.6
 # the one resampling in to_mnist stays small whatever the input's shape (its padding grows with the crop's side).
 MAX_SIDE, MAX_PIXELS = 4096, 4096 * 1024
 MAX_PNG_BYTES = 2 * 1024 * 1024
+PNG_DATA_URL = "data:image/png;base64,"  # how the browser's canvas sends its drawing
+MAX_DATA_URL = len(PNG_DATA_URL) + 4 * -(-MAX_PNG_BYTES // 3)  # the longest that can hold MAX_PNG_BYTES
 WORK_SIDE = 280
 
 
@@ -178,3 +183,18 @@ def image_from_png(raw: bytes) -> np.ndarray:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # PIL's ways of saying "damaged"
         raise DrawingError(f"the drawing sent by the browser could not be read ({type(e).__name__})") from None
+
+
+def image_from_data_url(url: object) -> np.ndarray:
+    """The RGBA array of a canvas drawing sent as a PNG data URL, checked before it is decoded: that it is text, its
+    length, its prefix and its base64, then the PNG as in ``image_from_png``. Raises DrawingError for anything else."""
+    if not isinstance(url, str) or len(url) > MAX_DATA_URL:
+        raise DrawingError("the drawing sent by the browser is too large to be the canvas" if isinstance(url, str)
+                           else "the drawing sent by the browser could not be read")
+    if not url.startswith(PNG_DATA_URL):
+        raise DrawingError("the drawing sent by the browser could not be read (not a PNG data URL)")
+    try:
+        raw = base64.b64decode(url[len(PNG_DATA_URL):], validate=True)
+    except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
+        raise DrawingError("the drawing sent by the browser could not be read (not base64)") from None
+    return image_from_png(raw)

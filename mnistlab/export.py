@@ -1,33 +1,76 @@
-"""A trained run, taken home: a short standalone PyTorch file that rebuilds the network and loads its weights.
+"""A trained run, taken home: a short standalone PyTorch file that rebuilds the network, loads its weights and reads
+a digit from an image file.
 
-The file needs only torch (and Pillow, which torchvision brings, to read an image); it does not import mnistlab.
-Its module names match ours (``layers.0.weight`` ...), so it loads our checkpoints as they are.
+The file needs torch, numpy and Pillow; it does not import mnistlab. Its module names match ours
+(``layers.0.weight`` ...), so it loads our checkpoints as they are. It prepares an image with the very source of
+``drawing.to_mnist`` (copied in with everything it calls), so a digit reads the same at home as on the Draw page.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import pprint
+import sys
+import textwrap
 
+import numpy as np
 from torch import nn
 
+from . import drawing
 from .arch import ArchSpec, build, count_params, summary
 from .data import MEAN, STD
+
+# A file a student brings home may be a phone photo: far more pixels than a digit needs, and more than
+# drawing.ink accepts (it bounds what a browser may send).
+PHOTO_SIDE = 1024
+
+
+def paper_shade(value: np.ndarray) -> float:
+    """The shade of an image's background, from its ink (``drawing.ink``: (H, W) in [0, 1]): the median of its
+    border, 0 for black, 1 for white paper."""
+    return float(np.median(np.concatenate([value[0], value[-1], value[1:-1, 0], value[1:-1, -1]])))
+
+
+def on_paper(value: np.ndarray) -> bool:
+    """Whether an image is dark ink on light paper, as a scan or a paint program makes it, rather than MNIST's (and
+    the Draw page's canvas's) light ink on a dark background."""
+    return paper_shade(value) > 0.5
+
+
+def paper_to_ink(value: np.ndarray) -> np.ndarray:
+    """Dark ink on light paper turned into light ink on black, as a grayscale image in 0-255. The paper's own shade
+    (grey in a photo) becomes black, so that it is background rather than faint ink everywhere."""
+    paper = max(paper_shade(value), 1e-6)
+    return np.clip((paper - value) / paper, 0, 1) * 255
+
 
 _TEMPLATE = '''"""{name}: a {params:,}-parameter MNIST network trained with MNIST Lab, rebuilt with plain PyTorch.
 
     python {filename} checkpoint.pt              # load the weights, print the parameter count
-    python {filename} checkpoint.pt digit.png    # and predict a digit image (white on black, like MNIST)
+    python {filename} checkpoint.pt digit.png    # and read the digit in an image (or several images)
 
-The checkpoint is loaded with torch.load(weights_only=True): tensors and plain data only, never code.
+An image is prepared as MNIST was made, by the same code as MNIST Lab's Draw page: the digit is cropped, scaled
+to fit 20x20 and centred by its centre of mass in 28x28. Light ink on a dark background is read as it is; dark ink
+on light paper (a scan, a paint program) is inverted first, and the script says so.
+
+Needs torch, numpy and Pillow. The checkpoint is loaded with torch.load(weights_only=True): tensors and plain data
+only, never code.
 """
+
+from __future__ import annotations
 
 import sys
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 SPEC = {spec}
 MEAN, STD = {mean}, {std}  # the normalisation the network was trained with
+PHOTO_SIDE = {photo_side}  # a bigger image (a phone photo) is shrunk to this many pixels a side first
 
 
 class Net(nn.Module):
@@ -49,17 +92,32 @@ def load(path):
     return net.eval()
 
 
-def read_image(path):
-    """A 28x28 grayscale tensor in [0, 1] (the image is resized if it is not 28x28)."""
-    from PIL import Image
+# ---------------------------------------------------------------------------------------------------------------
+# Preparing an image: MNIST Lab's own code (its drawing.py and export.py), copied in unchanged.
 
-    image = Image.open(path).convert("L").resize((28, 28))
-    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(1, 1, 28, 28).float() / 255
+{preprocessing}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def prepare(path):
+    """The image at ``path`` as the network sees it, (28, 28) float32 in [0, 1], white digit on black; and whether
+    it was inverted (dark ink on light paper)."""
+    with Image.open(path) as img:
+        if max(img.size) > PHOTO_SIDE:
+            img.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
+        image = np.asarray(img.convert("RGBA"))
+    value = ink(image)
+    if on_paper(value):
+        return to_mnist(paper_to_ink(value)), True
+    return to_mnist(image), False
 
 
 @torch.no_grad()
 def predict(net, image):
-    probabilities = torch.softmax(net((image - MEAN) / STD), dim=1)[0]
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).view(1, 1, 28, 28)
+    probabilities = torch.softmax(net((x - MEAN) / STD), dim=1)[0]
     return int(probabilities.argmax()), probabilities.tolist()
 
 
@@ -68,10 +126,91 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     net = load(sys.argv[1])
     print(f"{{sum(p.numel() for p in net.parameters()):,}} parameters loaded")
+    unread = 0
     for path in sys.argv[2:]:
-        digit, probabilities = predict(net, read_image(path))
+        try:
+            image, inverted = prepare(path)
+        except (OSError, ValueError) as error:  # not an image, or nothing in it to read (DrawingError)
+            print(f"{{path}}: not read: {{error}}")
+            unread += 1
+            continue
+        if inverted:
+            print(f"{{path}}: dark ink on a light background, inverted to MNIST's white on black")
+        digit, probabilities = predict(net, image)
         print(f"{{path}}: {{digit}} ({{probabilities[digit]:.1%}})")
+    sys.exit(1 if unread else 0)
 '''
+
+# What the copied code may use from outside its own module: the standalone file imports these itself.
+_IMPORTED = {"np": np, "Image": drawing.Image}
+
+
+def _dependencies(*roots) -> dict:
+    """``roots`` and every function, class and constant of their own modules that they use, directly or not, by
+    (module, name). Raises TypeError for anything else a standalone file could not carry."""
+    found: dict = {}
+    todo = list(roots)
+    while todo:
+        obj = todo.pop()
+        module = inspect.getmodule(obj)
+        if (module.__name__, obj.__name__) in found:
+            continue
+        found[(module.__name__, obj.__name__)] = obj
+        scope = vars(module)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        if not (tree.body and getattr(tree.body[0], "name", None) == obj.__name__):  # the file was edited since
+            raise RuntimeError(f"{module.__file__} has changed since it was loaded; restart to read it again")
+        for name in sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}):
+            value = scope.get(name)
+            if name not in scope or value is _IMPORTED.get(name):
+                continue  # a builtin or a local name, or numpy / PIL
+            if inspect.isfunction(value) or inspect.isclass(value):
+                if inspect.getmodule(value) is module:
+                    todo.append(value)
+                elif not (inspect.isclass(value) and issubclass(value, Exception)):
+                    raise TypeError(f"{obj.__name__} uses {name} from another module")
+                # (an error's base class from elsewhere: the copy derives from ValueError instead)
+            elif isinstance(value, (bool, int, float, str)):
+                found[(module.__name__, name)] = value
+            else:
+                raise TypeError(f"{obj.__name__} uses {name}, which a standalone file cannot carry")
+    return found
+
+
+def _source(name: str, value) -> str:
+    if not (inspect.isfunction(value) or inspect.isclass(value)):
+        return f"{name} = {value!r}"
+    text = textwrap.dedent(inspect.getsource(value))
+    if inspect.isclass(value) and inspect.getmodule(value.__bases__[0]) is not inspect.getmodule(value):
+        header, body = text.split("\n", 1)
+        if not header.startswith(f"class {name}(") or not header.endswith("):"):
+            raise TypeError(f"class {name}'s header is not on one line")
+        text = f"class {name}(ValueError):\n{body}"  # no mnistlab at home: its errors are ValueErrors there
+    return text
+
+
+@functools.cache
+def preprocessing_source() -> str:
+    """How the standalone file prepares an image, as Python: ``drawing.ink`` and ``drawing.to_mnist`` (the Draw
+    page's own code), ``on_paper`` and ``paper_to_ink``, with every constant, error and helper they use, copied
+    from their source so that the two cannot drift apart."""
+    found = _dependencies(drawing.ink, drawing.to_mnist, on_paper, paper_to_ink)
+
+    def order(key):  # constants, then classes, then functions; each in its module's order
+        module, name = key
+        value = found[key]
+        kind = 2 if inspect.isfunction(value) else 1 if inspect.isclass(value) else 0
+        return kind, module, list(vars(sys.modules[module])).index(name)
+
+    keys = sorted(found, key=order)
+    constants = [_source(name, found[(m, name)]) for m, name in keys if not callable(found[(m, name)])]
+    code = [_source(name, found[(m, name)]) for m, name in keys if callable(found[(m, name)])]
+    return "\n".join(constants) + "\n\n\n" + "\n\n".join(code).rstrip()
+
+
+# Read now, while the source files are those of the code that runs: inspect reads them from disk, and a file edited
+# under a running server would hand out the wrong lines.
+preprocessing_source()
 
 
 def _constructor(module: nn.Module) -> str:
@@ -106,8 +245,9 @@ def standalone_script(spec: ArchSpec) -> str:
     lines = []
     for i, (module, row) in enumerate(zip(build(spec).layers, rows)):
         c, h, w = row.output_shape
-        lines.append(f"            {_constructor(module)},  # {i}: -> {c}x{h}x{w}, receptive field {row.receptive_field}")
+        lines.append(f"            {_constructor(module)},  # {i}: -> {c}x{h}x{w}, "
+                     f"receptive field {row.receptive_field}")
     title = "".join(c for c in spec.name if c.isprintable() and c not in '"\\') or "network"
     return _TEMPLATE.format(name=title, params=count_params(spec), filename=filename(spec),
                             spec=pprint.pformat(spec.to_dict(), width=100, sort_dicts=False), mean=MEAN, std=STD,
-                            layers="\n".join(lines))
+                            photo_side=PHOTO_SIDE, layers="\n".join(lines), preprocessing=preprocessing_source())

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
@@ -102,24 +103,33 @@ def running_server(runs_dir: Path, data_root: Path):
 
 
 def settle(page, timeout: float = WAIT_MS) -> None:
-    """Wait until the app has finished running (its status widget is gone)."""
-    page.wait_for_timeout(300)
+    """Wait until the app is idle: its script not running, its status widget gone. (A test that has just acted waits
+    for what its action shows, not for this: the rerun an action causes may not have begun yet.)"""
+    page.wait_for_selector(IDLE, state="attached", timeout=timeout)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
 
 
-def stroke(page, box, points) -> None:
-    """One mouse stroke through points given as fractions of the canvas, the hand moving in from outside it first
-    (a pointer that jumps straight onto the canvas and presses at once is not how a person draws, and the canvas can
-    miss that first press)."""
+def stroke(page, box, points, lifted_at: float | None = None, gap_ms: float = 0) -> float:
+    """One stroke through points given as fractions of the canvas; returns when the pen was lifted (time.monotonic).
+
+    The first stroke of a drawing (no ``lifted_at``) comes in from outside the canvas and the pen goes down at once,
+    as a hand does. A next stroke moves, pen up, from where the last one ended to its start, and the pen goes down
+    ``gap_ms`` after ``lifted_at``: that pause is the test's input (how soon a student begins the next stroke)."""
     x0, y0 = box["x"], box["y"]
     start = (x0 + points[0][0] * box["width"], y0 + points[0][1] * box["height"])
-    page.mouse.move(x0 - 20, y0 - 20)
-    page.mouse.move(*start, steps=8)
-    page.wait_for_timeout(100)
+    if lifted_at is None:
+        page.mouse.move(x0 - 20, y0 - 20)
+        page.mouse.move(*start, steps=8)
+    else:
+        page.mouse.move(*start, steps=4)
+        left = gap_ms - (time.monotonic() - lifted_at) * 1000
+        if left > 0:
+            page.wait_for_timeout(left)  # the pause between strokes: the input, not a wait for the app
     page.mouse.down()
     for fx, fy in points[1:]:
         page.mouse.move(x0 + fx * box["width"], y0 + fy * box["height"], steps=12)
     page.mouse.up()
+    return time.monotonic()
 
 
 def prediction(page) -> str:
@@ -139,3 +149,60 @@ DIGITS = {
     "0": [[(0.70, 0.20), (0.58, 0.30), (0.55, 0.55), (0.62, 0.80), (0.75, 0.82), (0.85, 0.60), (0.84, 0.32),
            (0.70, 0.20)]],
 }
+
+# ------------------------------------------------------------------------------------------------ the Draw page
+PAD = 'canvas[data-testid="drawingPad"]'  # the drawing pad (mnistlab/ui/drawpad.py), inside its shadow root
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+# Digits of two strokes, each of whose first stroke alone reads as another digit (a "6", a "2"), so a lost second
+# stroke shows in the prediction. The second starts at the top right, where the old canvas hid a toolbar until the
+# pointer had hovered there a moment.
+TWO_STROKES = {
+    "4": [[(0.30, 0.12), (0.20, 0.60), (0.70, 0.60)], [(0.62, 0.06), (0.60, 0.92)]],
+    "7": [[(0.20, 0.12), (0.78, 0.12)], [(0.78, 0.12), (0.42, 0.90)]],
+}
+
+
+def draw(page, box, strokes, gap_ms: float) -> None:
+    """A digit of several strokes, each begun ``gap_ms`` after the one before was lifted."""
+    lifted = None
+    for points in strokes:
+        lifted = stroke(page, box, points, lifted, gap_ms)
+
+
+def open_draw(browser, server: str, viewport: dict | None = None):
+    """A new page on Draw, once its pad is shown and the app has finished its first run; (page, pad locator)."""
+    page = browser.new_page(viewport=viewport or {"width": 1400, "height": 1000})
+    page.goto(f"{server}/Draw")
+    pad = page.locator(PAD)
+    pad.wait_for(timeout=WAIT_MS)
+    page.wait_for_selector(IDLE, timeout=WAIT_MS)
+    return page, pad
+
+
+def wait_for_prediction(page, digit: str) -> None:
+    """Wait until the prediction reads ``digit`` (WAIT_MS guards a hang); a failure says what it read instead."""
+    shows = """(digit) => [...document.querySelectorAll('[data-testid="stMetric"]')]
+        .some(m => m.textContent.includes('Prediction')
+                   && m.querySelector('[data-testid="stMetricValue"]').textContent.trim() === digit)"""
+    try:
+        page.wait_for_function(shows, arg=digit, timeout=WAIT_MS)
+    except Exception:
+        raise AssertionError(f"the prediction reads {prediction(page)!r}, not {digit!r}") from None
+
+
+def ink(page, points) -> list[float]:
+    """How bright the pad is (0-255, the brightest pixel within 3 px) at each point, given as fractions of it."""
+    return page.locator(PAD).evaluate("""(canvas, points) => points.map(([fx, fy]) => {
+        const x = Math.round(fx * canvas.width), y = Math.round(fy * canvas.height);
+        const d = canvas.getContext('2d').getImageData(Math.max(0, x - 3), Math.max(0, y - 3), 7, 7).data;
+        let best = 0;
+        for (let i = 0; i < d.length; i += 4) best = Math.max(best, d[i]);
+        return best;
+    })""", [list(p) for p in points])
+
+
+def clear_pad(page) -> None:
+    """The pad's Clear; returns once the app says to draw a digit again."""
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function(f"() => !({PREDICTION_SHOWN})()", timeout=WAIT_MS)

@@ -7,32 +7,8 @@ import pytest
 
 from mnistlab.store import RunStore
 
-from .browser import DIGITS, PREDICTION_SHOWN, WAIT_MS, prediction, settle, start_server, stroke
+from .browser import WAIT_MS, settle, start_server
 from .conftest import HANG
-
-
-@pytest.mark.slow
-def test_draw_a_digit_and_read_the_prediction(server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{server}/Draw")
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=WAIT_MS)
-    settle(page)
-    assert prediction(page) == "—"
-    seen = {}
-    for digit, strokes in DIGITS.items():
-        box = canvas.bounding_box()
-        for points in strokes:
-            stroke(page, box, points)
-        page.wait_for_function(PREDICTION_SHOWN, timeout=WAIT_MS)
-        settle(page)
-        seen[digit] = prediction(page)
-        page.get_by_role("button", name="Clear").click()
-        page.wait_for_function(f"() => !({PREDICTION_SHOWN})()", timeout=WAIT_MS)  # back to "Draw a digit"
-        settle(page)
-        page.wait_for_timeout(500)
-    assert seen == {d: d for d in DIGITS}
-    page.close()
 
 
 @pytest.mark.slow

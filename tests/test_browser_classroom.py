@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .browser import WAIT_MS, served, settle
+from .browser import PAD, WAIT_MS, served, settle
 
 SECRET = "chalk-and-talk"
 LONG = "30"  # epochs: a quick run that is still training when the test looks at it (it is always cancelled)
@@ -29,7 +29,8 @@ def student(browser, url: str, name: str, path: str = "Train"):
     field = page.get_by_label("Your name")
     field.fill(name)
     field.press("Enter")
-    settle(page)
+    # remembered by the browser once the app has taken it
+    page.wait_for_function(f"() => document.cookie.includes('mnistlab_name={name}')", timeout=WAIT_MS)
     return context, page
 
 
@@ -56,7 +57,7 @@ def test_a_reload_or_a_new_tab_is_the_same_student_with_the_same_settings(classr
 
     # (4) another page and back, by the sidebar: the settings of the run just started are still there
     page.get_by_role("link", name="Draw").click()
-    page.locator("canvas.upper-canvas").first.wait_for(timeout=WAIT_MS)
+    page.locator(PAD).wait_for(timeout=WAIT_MS)
     page.get_by_role("link", name="Train").click()
     page.get_by_text(re.compile(rf"Epoch \d+/{LONG}")).wait_for(timeout=WAIT_MS)
     assert page.get_by_label("epochs", exact=True).input_value() == LONG

@@ -22,7 +22,7 @@ DIGITS = {
 
 def render(digit="7", canvas=(280, 280), top_left=(40, 30), height=220, pen=20, slant_deg=0.0,
            transparent=False):
-    """A white-on-black RGBA drawing of ``digit`` as streamlit-drawable-canvas returns it.
+    """A white-on-black RGBA drawing of ``digit``, as a canvas in the browser makes it.
 
     The digit's unit box is scaled to ``height`` canvas pixels and put at ``top_left`` (x, y); ``slant_deg``
     rotates it about the box centre. With ``transparent`` the background is alpha 0 with arbitrary RGB.
@@ -291,3 +291,39 @@ def test_whatever_the_browser_sends_is_a_drawing_error_never_a_traceback(raw, me
 def test_a_real_canvas_png_decodes_to_the_same_digit():
     rgba = render("7")
     np.testing.assert_array_equal(drawing.image_from_png(_png(rgba)), rgba)
+
+
+def _data_url(raw: bytes) -> str:
+    import base64
+
+    return drawing.PNG_DATA_URL + base64.b64encode(raw).decode()
+
+
+def test_the_pads_data_url_decodes_to_the_same_digit():
+    rgba = render("7")
+    np.testing.assert_array_equal(drawing.image_from_data_url(_data_url(_png(rgba))), rgba)
+
+
+@pytest.mark.parametrize("url,message", [
+    ("data:image/png;base64,not base64 at all!", "could not be read \\(not base64\\)"),
+    ("data:image/png;base64,ümlaut", "could not be read \\(not base64\\)"),
+    ("javascript:alert(1)", "not a PNG data URL"),
+    ("data:image/gif;base64,R0lGODlh", "not a PNG data URL"),
+    (None, "could not be read"),
+    ({"png": "data:image/png;base64,"}, "could not be read"),
+    (12, "could not be read"),
+    (_data_url(b"\x89PNG\r\n\x1a\n" + bytes(64)), "could not be read"),
+    (drawing.PNG_DATA_URL + "A" * (drawing.MAX_DATA_URL - len(drawing.PNG_DATA_URL) + 4), "too large"),
+])
+def test_whatever_the_browser_sends_as_a_data_url_is_a_drawing_error_never_a_traceback(url, message):
+    with pytest.raises(DrawingError, match=message):
+        drawing.image_from_data_url(url)
+
+
+def test_a_data_url_is_bounded_before_it_is_decoded():
+    # Not base64 at all: at the bound it gets as far as decoding; one character past it, it is refused on its length.
+    room = drawing.MAX_DATA_URL - len(drawing.PNG_DATA_URL)
+    with pytest.raises(DrawingError, match="not base64"):
+        drawing.image_from_data_url(drawing.PNG_DATA_URL + "!" * room)
+    with pytest.raises(DrawingError, match="too large"):
+        drawing.image_from_data_url(drawing.PNG_DATA_URL + "!" * (room + 1))

@@ -48,7 +48,8 @@ def test_a_link_cannot_put_a_link_or_an_image_on_the_page():
 
     from mnistlab.ui import labels, links
 
-    hostile = '{"blocks": [{"widths": [8]}], "[Your grade: log in](https://evil.example)": 1, "![x](http://e/x.png)": 2}'
+    hostile = ('{"blocks": [{"widths": [8]}], "[Your grade: log in](https://evil.example)": 1, '
+               '"![x](http://e/x.png)": 2}')
     _, message = links.spec_from_link(hostile)
     shown = labels.plain(message)
     assert "unknown spec field" in message

@@ -1,12 +1,13 @@
-"""Draw: a digit on the canvas, the network's prediction, and what each layer sees."""
+"""Draw: a digit on the pad, the network's prediction the moment a stroke ends, and what it looked at."""
 
 from pathlib import Path
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from mnistlab import analysis, checkpoint, drawing
-from mnistlab.ui import figures, labels, resources
+from mnistlab.ui import drawpad, figures, labels, resources
+
+SCALE = 6  # the 28x28 images are shown 168 px a side, each pixel a 6x6 block
 
 st.title("Draw a digit")
 
@@ -30,59 +31,67 @@ except (checkpoint.CheckpointError, OSError) as e:
     st.error(f"That model could not be loaded: {e}")
     st.stop()
 
-if "clears" not in st.session_state:
-    st.session_state.clears = 0
+
+def look_inside(model, image, probs) -> None:
+    """The ten probabilities, the 28x28 image the network saw, and the pixels its answer leaned on."""
+    st.plotly_chart(figures.probabilities(probs), width="stretch", config={"displayModeBar": False},
+                    key="probabilities")
+    seen, leaned = st.columns(2)
+    side = 28 * SCALE  # both at the same size, pixel for pixel
+    seen.image(figures.enlarge(image, SCALE), caption="what the network sees (28×28)", width=side,
+               output_format="PNG")
+    leaned.image(figures.saliency_overlay(image, analysis.smoothgrad(model, image), SCALE), width=side,
+                 caption="red: ink here makes it this digit; blue: ink here would not (SmoothGrad)",
+                 output_format="PNG")
 
 
-def clear() -> None:
-    # A changed initial drawing makes the canvas reload it, i.e. empty itself. (Changing the canvas key instead
-    # remounts a canvas that, in streamlit-drawable-canvas 0.13, no longer takes strokes.)
-    st.session_state.clears += 1
+def head(model, image) -> None:
+    """The last conv layer's ten maps, one per digit; every conv layer's maps once asked for."""
+    st.subheader("Look inside: one map per digit")
+    st.caption("The last conv layer makes ten maps, one per digit; each map's average is that digit's score, and "
+               "the highest wins. All ten share one colour scale: red for the digit, blue against.")
+    st.plotly_chart(figures.head_maps(analysis.head_maps(model, image)), width="stretch",
+                    config={"displayModeBar": False}, key="head_maps")
+    with st.expander("Every conv layer's feature maps", key="all_feature_maps", on_change="rerun") as maps:
+        if maps.open:  # computed only when asked for
+            st.caption("Each small square is one channel's response (bright = strong), each on its own scale. "
+                       "Early layers find strokes and edges; later ones respond to parts of digits.")
+            for fm in analysis.feature_maps(model, image):
+                st.markdown(f"**{fm.name}** — {fm.maps.shape[1]}×{fm.maps.shape[2]}")
+                st.image(figures.tile(fm.maps, columns=16, scale=max(1, 96 // fm.maps.shape[1])))
 
 
-left, right = st.columns([1, 1], gap="large")
-with left:
-    pen = st.slider("pen width", 6, 40, 18)
-    result = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000", width=280, height=280,
-                       drawing_mode="freedraw", return_image_data=True, key="canvas",
-                       initial_drawing={"objects": [], "clears": st.session_state.clears})
-    st.button("Clear", on_click=clear)
-    st.caption("White ink on black, like MNIST. Draw big or small, anywhere: the digit is cropped, scaled to "
-               "20×20 and centred by its centre of mass, as MNIST was made.")
+@st.fragment
+def draw(model) -> None:
+    # A stroke reruns only this fragment: the model list and the registry above are not read again.
+    pad_side, answer_side = st.columns([1, 1], gap="large")
+    with pad_side:
+        sent = drawpad.drawing_pad(st.session_state.get("pen", 18))
+        try:
+            if sent is None:
+                raise drawing.BlankDrawing()
+            image = drawing.to_mnist(drawing.image_from_data_url(sent))
+        except drawing.DrawingError as e:
+            image, problem = None, e
+        # Directly under the pad, so that on a phone, where the columns stack, the answer is in view after a stroke.
+        if image is None:
+            st.metric("Prediction", "—")
+            (st.info if isinstance(problem, drawing.BlankDrawing) else st.error)(str(problem))
+        else:
+            probs = analysis.predict(model, image)
+            top = int(probs.argmax())
+            st.metric("Prediction", str(top), f"{probs[top]:.0%} sure", delta_color="off", delta_arrow="off")
+            if analysis.unsure(probs):
+                st.warning(f"Not sure this is a digit: the network's best guess gets only {probs[top]:.0%}. It "
+                           "knows only digits, so it always names one, and a scribble can still get a confident "
+                           "answer.")
+        st.slider("pen width", 6, 40, 18, key="pen")
+        st.caption("White ink on black, like MNIST. Draw big or small, anywhere: the digit is cropped, scaled to "
+                   "20×20 and centred by its centre of mass, as MNIST was made.")
+    if image is not None:
+        with answer_side:
+            look_inside(model, image, probs)
+        head(model, image)
 
-def canvas_png() -> bytes:
-    """The PNG the browser sent for the canvas; whatever it sent is checked before it is decoded."""
-    try:
-        raw = result.image_bytes if result is not None else None
-    except (ValueError, TypeError):  # not a base64 data URL: not what our canvas sends
-        raise drawing.DrawingError("the drawing sent by the browser could not be read") from None
-    if raw is None:
-        raise drawing.BlankDrawing("the canvas is empty")
-    return raw
 
-
-image = None
-with right:
-    try:
-        image = drawing.to_mnist(drawing.image_from_png(canvas_png()))
-    except drawing.DrawingError as e:
-        st.metric("Prediction", "—")
-        (st.info if isinstance(e, drawing.BlankDrawing) else st.error)(str(e))
-    else:
-        probs = analysis.predict(model, image)
-        top = int(probs.argmax())
-        st.metric("Prediction", str(top), f"{probs[top]:.0%} sure", delta_color="off", delta_arrow="off")
-        st.plotly_chart(figures.probabilities(probs), width="stretch", config={"displayModeBar": False})
-        a, b = st.columns(2)
-        a.image(figures.enlarge(image, 6), caption="what the network sees (28×28)")
-        b.image(figures.enlarge(analysis.saliency(model, image), 6),
-                caption="saliency: pixels the decision leans on")
-
-if image is not None:
-    st.subheader("Look inside: every conv layer's feature maps")
-    st.caption("Each small square is one channel's response (bright = strong). Early layers find strokes and edges; "
-               "later ones respond to parts of digits; the head has one map per digit.")
-    for fm in analysis.feature_maps(model, image):
-        st.markdown(f"**{fm.name}** — {fm.maps.shape[1]}×{fm.maps.shape[2]}")
-        scale = max(1, 96 // fm.maps.shape[1])
-        st.image(figures.tile(fm.maps, columns=16, scale=scale))
+draw(model)

@@ -39,6 +39,7 @@ else:
           "submitted": datetime.fromtimestamp(r.submitted_at), "id": r.id} for r in board],
         column_config={"final test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
                        "submitted": st.column_config.DatetimeColumn(format="D MMM, HH:mm")},
+        placeholder="—",  # a run with no result yet, not "None"; the column stays numbers, so it sorts as numbers
         hide_index=True, width="stretch", key="leaderboard")
 st.caption("Click a column's name to sort by it. The accuracy is the last epoch's on the 10,000 test images, "
            "never a best epoch picked afterwards.")
@@ -89,8 +90,8 @@ with left:
     st.json(run.spec, expanded=False)
 with right:
     st.markdown("**Settings**")
-    st.dataframe([{"setting": k, "value": str(v)} for k, v in run.config.items()], hide_index=True,
-                 width="stretch")
+    st.dataframe([{"setting": k, "value": "—" if v is None else str(v)} for k, v in run.config.items()],
+                 hide_index=True, width="stretch")
 if run.history:
     st.plotly_chart(figures.training_curves(run.history), width="stretch", key="run_curves")
 
@@ -136,15 +137,16 @@ def pick_cell() -> None:
         st.session_state[f"cell_pred_{run.id}"] = int(points[0]["x"])
 
 
-st.plotly_chart(figures.confusion(cm), width="stretch", key="confusion", on_select=pick_cell,
-                selection_mode="points")
-st.caption("Click a cell to see its test images below.")
 off = cm.copy()
 np.fill_diagonal(off, 0)
 worst_true, worst_pred = np.unravel_index(int(off.argmax()), off.shape)
-c1, c2 = st.columns(2)
 st.session_state.setdefault(f"cell_true_{run.id}", int(worst_true))  # the most common mistake, until one is chosen
 st.session_state.setdefault(f"cell_pred_{run.id}", int(worst_pred))
+picked = (st.session_state[f"cell_true_{run.id}"], st.session_state[f"cell_pred_{run.id}"])
+st.plotly_chart(figures.confusion(cm, picked), width="stretch", key="confusion", on_select=pick_cell,
+                selection_mode="points", config={"displayModeBar": False})
+st.caption("Click a cell to see its test images below.")
+c1, c2 = st.columns(2)
 true = c1.selectbox("True digit", range(10), key=f"cell_true_{run.id}")
 pred = c2.selectbox("Predicted as", range(10), key=f"cell_pred_{run.id}")
 idx = analysis.misclassified(labels_true, probs, true, pred)

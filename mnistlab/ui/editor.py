@@ -2,7 +2,9 @@
 
 The draft (a plain dict, possibly invalid) lives in ``st.session_state.draft``; each widget's key starts with ``ed_``
 and is seeded from the draft. A valid draft becomes the session's spec (and the URL's); an invalid one shows the
-validator's message beside the block or control it names, and the last valid spec stays in force.
+validator's message beside the block it names, and the last valid spec stays in force. A problem of the whole
+network (too many parameters, a map too small for the head) names no block: its message goes beside the block the
+student changed last, or under the general controls when those were changed last.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from . import links
 
 PREFIX = "ed_"
 MAX_WIDGET_WIDTH = 512  # the validator, not the widget, says where the real limit (256) is
+EDITED = "draft_edited_block"  # the 1-based block the student changed last; None for the general controls
 HEAD_LABELS = {"conv3": "3×3 conv → GAP (seed)", "conv1": "1×1 conv → GAP", "gap_conv1": "GAP → 1×1 conv"}
 ORDER_LABELS = {"relu_bn": "conv → ReLU → BN (seed)", "bn_relu": "conv → BN → ReLU"}
 
@@ -31,8 +34,9 @@ def _seed(key: str, value) -> str:
     return key
 
 
-def load_draft(spec_dict: dict) -> None:
+def load_draft(spec_dict: dict, edited_block: int | None = None) -> None:
     st.session_state.draft = spec_dict
+    st.session_state[EDITED] = edited_block
     _reset_widgets()
 
 
@@ -43,7 +47,7 @@ def _load_preset() -> None:
 def _add_block() -> None:
     d = st.session_state.draft
     d["blocks"].append({"widths": [16], "padding": 0, "pool": False, "transition": None})
-    load_draft(d)
+    load_draft(d, edited_block=len(d["blocks"]))
 
 
 def _remove_block(i: int) -> None:
@@ -58,14 +62,14 @@ def _add_conv(i: int) -> None:
     widths = d["blocks"][i]["widths"]
     if len(widths) < arch.MAX_CONVS_PER_BLOCK:
         widths.append(widths[-1] if widths else 16)
-    load_draft(d)
+    load_draft(d, edited_block=i + 1)
 
 
 def _remove_conv(i: int) -> None:
     d = st.session_state.draft
     if len(d["blocks"][i]["widths"]) > 1:
         d["blocks"][i]["widths"].pop()
-    load_draft(d)
+    load_draft(d, edited_block=i + 1)
 
 
 def editor() -> tuple[ArchSpec, str | None]:
@@ -82,6 +86,8 @@ def editor() -> tuple[ArchSpec, str | None]:
     new = {**d, "blocks": [block for block, _ in controls], **general}
     if new != d:
         new["name"] = "custom"  # edited: no longer the preset it came from
+        changed = [i for i, (old, now) in enumerate(zip(d["blocks"], new["blocks"]), 1) if old != now]
+        st.session_state[EDITED] = changed[0] if changed else None
     st.session_state.draft = new
     return _validate(new, [slot for _, slot in controls], general_slot)
 
@@ -147,12 +153,13 @@ def _general_controls(d: dict) -> dict:
 
 def _validate(draft: dict, block_slots: list, general_slot) -> tuple[ArchSpec, str | None]:
     """A valid draft becomes the session's spec and the URL's; an invalid one's message goes beside the block it
-    names (or under the general controls), and the last valid spec stays in force."""
+    names (else the block changed last, else under the general controls), and the last valid spec stays in force."""
     try:
         spec = ArchSpec.from_dict(draft)
     except SpecError as e:
-        in_block = e.block is not None and 1 <= e.block <= len(block_slots)
-        (block_slots[e.block - 1] if in_block else general_slot).error(str(e), icon="⚠️")
+        block = e.block if e.block is not None else st.session_state.get(EDITED)
+        in_block = block is not None and 1 <= block <= len(block_slots)
+        (block_slots[block - 1] if in_block else general_slot).error(str(e), icon="⚠️")
         return links.current_spec(), str(e)
     links.set_spec(spec)
     links.spec_to_url(spec)

@@ -14,13 +14,18 @@ RED, GREEN, GREY = "#d62728", "#2ca02c", "#7f7f7f"
 
 
 def budget_bar(params: int, limit: int = PARAM_LIMIT) -> go.Figure:
-    """A horizontal bar of the parameter count against the challenge's budget; red past it."""
+    """A horizontal bar of the parameter count against the challenge's budget; red past it. The budget's label sits
+    above the plot, beside its line, so that no bar ever covers it."""
     over = params >= limit
+    end = max(limit * 1.25, params * 1.05)
     fig = go.Figure(go.Bar(x=[params], y=["parameters"], orientation="h", marker_color=RED if over else GREEN,
                            text=[f"{params:,}"], textposition="auto", hoverinfo="skip"))
-    fig.add_vline(x=limit, line_dash="dash", line_color=GREY, annotation_text=f"{limit:,} budget")
+    fig.add_vline(x=limit, line_dash="dash", line_color=GREY)
+    fig.add_annotation(x=limit, y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+                       xanchor="right" if limit > end / 2 else "left",  # towards the middle: never cut off
+                       text=f"{limit:,} budget", font=dict(color="#31333f", size=12))
     fig.update_layout(height=110, margin=dict(l=10, r=10, t=25, b=10), showlegend=False,
-                      xaxis=dict(range=[0, max(limit * 1.25, params * 1.05)]), yaxis=dict(visible=False))
+                      xaxis=dict(range=[0, end]), yaxis=dict(visible=False))
     return fig
 
 
@@ -79,15 +84,71 @@ def probabilities(probs: np.ndarray) -> go.Figure:
     return fig
 
 
-def confusion(cm: np.ndarray) -> go.Figure:
+def head_maps(maps: np.ndarray) -> go.Figure:
+    """The head's ten maps (10, h, w), one per digit, in a 2 x 5 grid labelled 0-9 with each map's mean (the digit's
+    score), all on ONE colour scale centred on 0 (red: for the digit, blue: against), so the winner's map stands out
+    as the reddest; its label is bold and its frame green. One heatmap trace (the maps with blank gaps between them),
+    which is quick to build and to draw on every stroke."""
+    _, h, w = maps.shape
+    gap = max(1, round(max(h, w) / 3))
+    scores = maps.mean(axis=(1, 2))
+    winner = int(scores.argmax())
+    z = np.full((2 * h + gap, 5 * w + 4 * gap), np.nan)
+    corners = [((d // 5) * (h + gap), (d % 5) * (w + gap)) for d in range(10)]  # (top row, left column) of each map
+    for d, (r, c) in enumerate(corners):
+        z[r:r + h, c:c + w] = maps[d]
+    span = float(np.abs(maps).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, colorscale="RdBu", reversescale=True, zmin=-span, zmax=span, zmid=0,
+                               colorbar=dict(title="score", thickness=12), hoverongaps=False,
+                               hovertemplate="%{z:.2f}<extra></extra>"))
+    for d, (r, c) in enumerate(corners):
+        label = f"{d}: {scores[d]:+.1f}"
+        fig.add_annotation(x=c + (w - 1) / 2, y=r - 0.5 - gap / 3, text=f"<b>{label}</b>" if d == winner else label,
+                           showarrow=False, yanchor="bottom", font=dict(size=15 if d == winner else 13))
+    r, c = corners[winner]
+    fig.add_shape(type="rect", x0=c - 0.5 - gap / 4, x1=c + w - 0.5 + gap / 4, y0=r - 0.5 - gap / 4,
+                  y1=r + h - 0.5 + gap / 4, line=dict(color=GREEN, width=3))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")  # image orientation
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def saliency_overlay(image: np.ndarray, saliency: np.ndarray, scale: int = 6) -> np.ndarray:
+    """The (28, 28) digit in grey with a signed saliency map (28, 28, in [-1, 1]) laid over it, red where ink pushes
+    towards the answer and blue where it would push away, as uint8 RGB enlarged like ``enlarge`` (same size)."""
+    grey = np.clip(image, 0, 1)[..., None] * np.array([0.6, 0.6, 0.6])
+    s = np.clip(saliency, -1, 1)[..., None]
+    alpha = np.clip((np.abs(s) - 0.1) / 0.9, 0, 1)  # the faintest tenth is noise: left clear, so the digit shows
+    colour = np.where(s > 0, np.array([0.95, 0.15, 0.15]), np.array([0.25, 0.5, 1.0]))
+    rgb = grey * (1 - alpha) + colour * alpha
+    out = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    return np.kron(out, np.ones((scale, scale, 1), dtype=np.uint8))
+
+
+def confusion(cm: np.ndarray, picked: tuple[int, int] | None = None) -> go.Figure:
+    """The confusion matrix (true digit down, predicted across), each cell a click target for its test images; the
+    ``picked`` (true, predicted) cell outlined."""
+    digits = [str(i) for i in range(10)]
     text = [[str(v) if v else "" for v in row] for row in cm]
     z = np.log1p(cm)  # the diagonal would wash out every mistake on a linear scale
-    fig = go.Figure(go.Heatmap(z=z, x=[str(i) for i in range(10)], y=[str(i) for i in range(10)], text=text,
-                               texttemplate="%{text}", colorscale="Blues", showscale=False,
-                               hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
-    fig.update_layout(height=420, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-                      xaxis=dict(type="category", dtick=1), yaxis=dict(type="category", dtick=1),  # all ten digits
-                      margin=dict(l=10, r=10, t=10, b=10))
+    fig = go.Figure(go.Heatmap(z=z, x=digits, y=digits, text=text, texttemplate="%{text}", colorscale="Blues",
+                               showscale=False, hoverinfo="skip"))
+    # A click selects points of a scatter, never the cells of a heatmap (Streamlit passes on only selections), so
+    # an invisible marker sits on each cell; with no hover distance limit a click picks the nearest marker, which
+    # on a grid is the one of the cell under the pointer. The picked cell's marker is the one shown, as an outline.
+    true, pred = np.indices(cm.shape)
+    fig.add_trace(go.Scatter(
+        x=[digits[i] for i in pred.ravel()], y=[digits[i] for i in true.ravel()], customdata=cm.ravel(),
+        mode="markers", marker=dict(symbol="square-open", size=28, color=RED, line_width=3, opacity=0),
+        selectedpoints=[picked[0] * 10 + picked[1]] if picked else [], selected=dict(marker_opacity=1),
+        unselected=dict(marker_opacity=0), showlegend=False,
+        hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>"))
+    # All ten digits, 0 at the top; fixed ranges (the markers would pad them), no pan or zoom.
+    fig.update_layout(height=420, xaxis_title="predicted", yaxis_title="true",
+                      xaxis=dict(type="category", dtick=1, range=[-0.5, 9.5], fixedrange=True),
+                      yaxis=dict(type="category", dtick=1, range=[9.5, -0.5], fixedrange=True),
+                      hoverdistance=-1, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
 
