@@ -89,6 +89,17 @@ def chromium():
                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                                     "--disable-background-networking", "--disable-component-update",
                                     "--disable-sync", "--no-first-run"])
+        # Every wait of every page (navigation, a click's wait for its element) gets the hang guard, not Playwright's
+        # 30 s default: a busy two-core machine can take longer than that to serve a page.
+        def patient(make):
+            def new(*args, **kwargs):
+                made = make(*args, **kwargs)
+                made.set_default_timeout(WAIT_MS)
+                made.set_default_navigation_timeout(WAIT_MS)
+                return made
+            return new
+
+        b.new_context, b.new_page = patient(b.new_context), patient(b.new_page)
         try:
             yield b
         finally:

@@ -53,7 +53,9 @@ def test_a_reload_or_a_new_tab_is_the_same_student_with_the_same_settings(classr
     assert page.get_by_role("button", name="Deploy").count() == 0
     start_long_quick_run(page)
     page.get_by_text(re.compile(rf"Epoch \d+/{LONG}")).wait_for(timeout=WAIT_MS)
-    page.locator(".js-plotly-plot").get_by_text("train loss (batches, smoothed)").wait_for(timeout=WAIT_MS)
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .some(plot => (plot.data || []).some(trace => trace.name === 'train loss (batches, smoothed)'))""",
+                           timeout=WAIT_MS)  # the curve that moves within an epoch is drawn
 
     # (4) another page and back, by the sidebar: the settings of the run just started are still there
     page.get_by_role("link", name="Draw").click()
