@@ -366,6 +366,26 @@ class DeviceLoader:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[idx]
 
+    def fill(self, images: torch.Tensor, labels: torch.Tensor, chunk: int = 8192) -> None:
+        """The batches an iteration would serve, all at once, one after the other into ``images`` (float,
+        (n, 1, 28, 28)) and ``labels`` (n,): the first n images of the epoch's order, normalised. The draws from
+        ``generator`` are the same, in the same order, as iterating, so each image is augmented the same way (up to
+        the rounding of a different batch size). A few large batched ops instead of one set per batch: what a
+        captured CUDA graph reads from a buffer that keeps its address. ``chunk`` bounds the sampling grid's memory.
+        The result is contiguous, which is also channels_last for one channel."""
+        n = len(labels)
+        if n > len(self.labels) or len(images) != n:
+            raise ValueError("images and labels must hold the same number of rows, at most the split's size")
+        order = torch.randperm(len(self.labels), generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order[:n].to(self.device)
+        for start in range(0, n, chunk):
+            idx = order[start : start + chunk]
+            x = self.images[idx].float().div_(255)
+            if self.augment is not None:
+                x = random_affine(x, self.augment, self.generator)
+            images[start : start + len(idx)].copy_(x.sub_(MEAN).div_(STD))
+        labels.copy_(self.labels[order])
+
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8 or [0, 1] float images (..., 28, 28) -> the normalised float input the networks expect."""

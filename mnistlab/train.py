@@ -8,7 +8,8 @@ another thread stops the loop within one batch.
 Where the speed comes from (each trick measured by ``benchmarks/step_time.py`` and ``benchmarks/seed_vs_ours.py``):
 the data is one tensor on the device with batched augmentation (no DataLoader workers); batch 128 and channels_last;
 bf16 autocast where the CPU or GPU has native bf16, with evaluation in fp32 (``benchmarks/time_to_target.py
---precision fp32`` shows the final accuracy holds); an evaluation batch of 256.
+--precision fp32`` shows the final accuracy holds); an evaluation batch of 256. On CUDA the whole step is one
+captured CUDA graph (``cudastep.py``; ``benchmarks/gpu_check.py`` compares it with the eager step there).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from . import cudastep
 from . import data as mdata
 from . import distill
 from .arch import ArchSpec, build, count_params
@@ -31,6 +33,9 @@ from .errors import MnistLabError
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# auto: on CUDA, the step captured as one CUDA graph where the run allows it (cudastep.unsupported), else eager;
+# off: the eager step; uncaptured: the graph's step run eagerly on any device (how the CPU tests check it)
+CUDA_GRAPH = ("auto", "off", "uncaptured")
 MAX_EPOCHS = 100
 
 
@@ -65,6 +70,7 @@ class TrainConfig:
     train_subset: int | None = None  # quick runs: train on the first N images (not challenge-eligible)
     validation: int = 0  # hold N training images out as a validation split (evaluated, never trained on)
     eval_batch_size: int = 256  # measured: 256 evaluates 10k in 0.9 s here, 1000 in 2.6 s
+    cuda_graph: str = "auto"  # one of CUDA_GRAPH
 
     def __post_init__(self) -> None:
         if isinstance(self.distill_chain, (list, tuple)):  # lists from JSON; a malformed chain is left for validate()
@@ -137,6 +143,8 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if not isinstance(self.cuda_graph, str) or self.cuda_graph not in CUDA_GRAPH:
+            raise ConfigError(f"cuda_graph must be one of {', '.join(CUDA_GRAPH)}")
 
 
 # ---------------------------------------------------------------------------------------------------- events
@@ -271,6 +279,7 @@ class _Run:
     ema: torch.optim.swa_utils.AveragedModel | None
     data: mdata.MNIST
     result: TrainResult
+    graph: cudastep.GraphStep | None = None  # the step as a CUDA graph (or uncaptured), when the run uses it
 
 
 def _setup(spec: ArchSpec, cfg: TrainConfig, data: mdata.MNIST | None, mentor: torch.nn.Module | None) -> _Run:
@@ -303,22 +312,73 @@ def _setup(spec: ArchSpec, cfg: TrainConfig, data: mdata.MNIST | None, mentor: t
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     result = TrainResult(spec, cfg, model if ema is None else ema.module, "finished", device=device_name(dev),
                          precision=precision)
-    return _Run(cfg, dev, precision, model, loader, aug, opt, _scheduler(opt, cfg, cfg.epochs * len(loader)),
-                torch.amp.GradScaler(dev.type, enabled=precision == "fp16"), mentor, ema, data, result)
+    r = _Run(cfg, dev, precision, model, loader, aug, opt, _scheduler(opt, cfg, cfg.epochs * len(loader)),
+             torch.amp.GradScaler(dev.type, enabled=precision == "fp16"), mentor, ema, data, result)
+    r.graph = _graph_step(r)
+    return r
+
+
+def _graph_step(r: _Run) -> cudastep.GraphStep | None:
+    """The run's step as a CUDA graph (``cuda_graph`` auto on CUDA) or uncaptured, when its config allows; else None
+    (the eager step)."""
+    cfg = r.cfg
+    mode = _graph_mode(cfg, r.dev)
+    if mode is None:
+        return None
+    why = cudastep.unsupported(cfg.optimizer, cfg.ema, r.precision, r.opt.param_groups)
+    if why is not None:
+        cudastep.log.info("the eager step trains this run: %s", why)
+        return None
+    steps = cfg.epochs * len(r.loader)
+    try:
+        return cudastep.GraphStep(r.model, r.opt.param_groups, r.loader, lambda x, y: _losses(r, x, y),
+                                  lambda: _schedule(cfg, steps), r.precision, cfg.channels_last,
+                                  capture=mode == "capture")
+    except torch.OutOfMemoryError as e:  # the epoch's buffers: the eager step needs less memory
+        cudastep.log.warning("training without a CUDA graph: %s", " ".join(str(e).split())[:300])
+        return None
+
+
+def _graph_mode(cfg: TrainConfig, dev: torch.device) -> str | None:
+    """"capture", "uncaptured", or None for the eager step."""
+    if cfg.cuda_graph == "uncaptured":
+        return "uncaptured"
+    return "capture" if cfg.cuda_graph == "auto" and dev.type == "cuda" else None
+
+
+def _schedule(cfg: TrainConfig, steps: int) -> list[list[tuple[float, float]]]:
+    """(LR, momentum) of each param group after 0, 1, ..., ``steps`` scheduler steps: the run's own scheduler on a
+    stand-in optimiser with the same groups, so a captured step can read what ``_scheduler`` would set."""
+    # a weight and a bias: the same two groups; on "meta", so that making it draws nothing from the seeded generator
+    stand_in = _optimizer(torch.nn.Linear(1, 1, device="meta"), cfg)
+    sched = _scheduler(stand_in, cfg, steps)
+    stand_in.step()  # no gradients: changes nothing, but the scheduler knows the optimiser has stepped
+    rows = []
+    for i in range(steps + 1):
+        if i:
+            sched.step()
+        rows.append([(g["lr"], g.get("momentum", 0.0)) for g in stand_in.param_groups])
+    return rows
+
+
+def _losses(r: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(the loss to minimise, the loss on the labels, the logits) of one batch, in whatever autocast the caller set."""
+    cfg = r.cfg
+    logits = r.model(x)
+    label_loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+    loss = label_loss
+    if r.mentor is not None:
+        with torch.no_grad():
+            soft = r.mentor(x).float()
+        loss = ((1 - cfg.distill_weight) * label_loss
+                + cfg.distill_weight * distill.loss(logits.float(), soft, cfg.distill_temperature))
+    return loss, label_loss, logits
 
 
 def _step(r: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step; returns (the loss on the labels, the logits), both detached."""
-    cfg = r.cfg
     with autocast(r.dev, r.precision):
-        logits = r.model(x)
-        label_loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-        loss = label_loss
-        if r.mentor is not None:
-            with torch.no_grad():
-                soft = r.mentor(x).float()
-            loss = ((1 - cfg.distill_weight) * label_loss
-                    + cfg.distill_weight * distill.loss(logits.float(), soft, cfg.distill_temperature))
+        loss, label_loss, logits = _losses(r, x, y)
     r.opt.zero_grad(set_to_none=True)
     r.scaler.scale(loss).backward()
     r.scaler.step(r.opt)
@@ -333,12 +393,42 @@ def _train_epoch(r: _Run, epoch: int, emit: Callable[[Event], None], cancel: thr
                  ) -> tuple[float, float] | None:
     """One pass over the training images: (mean loss on the labels, accuracy %), or None when cancelled."""
     r.model.train()
-    r.loader.augment = None if epoch > r.cfg.epochs - r.cfg.clean_epochs else r.augment
+    augment = None if epoch > r.cfg.epochs - r.cfg.clean_epochs else r.augment
+    if r.graph is None:
+        r.loader.augment = augment
+        return _eager_epoch(r, epoch, iter(r.loader), emit, cancel)
+    r.graph.begin_epoch(augment)
+    if r.graph.ready():
+        return _graph_epoch(r, epoch, emit, cancel)
+    # the capture failed: this epoch's prepared batches, then the loader (the same draws), go to the eager step
+    batches, r.graph = r.graph.prepared_batches(), None
+    return _eager_epoch(r, epoch, batches, emit, cancel)
+
+
+def _graph_epoch(r: _Run, epoch: int, emit: Callable[[Event], None], cancel: threading.Event | None
+                 ) -> tuple[float, float] | None:
+    """The epoch with the graph's step: nothing waits for the device but a progress event and the epoch's end."""
+    g = r.graph
+    batches = g.batches
+    report_every = max(1, batches // 50)
+    for b in range(1, batches + 1):
+        if cancel is not None and cancel.is_set():
+            return None
+        g.step()
+        if b % report_every == 0 or b == batches:
+            emit(BatchProgress(epoch, b, batches, g.last_loss()))
+    g.sync_groups(r.opt)
+    return g.epoch_result()
+
+
+def _eager_epoch(r: _Run, epoch: int, loader, emit: Callable[[Event], None], cancel: threading.Event | None
+                 ) -> tuple[float, float] | None:
+    """The epoch with the eager step, over ``loader``'s batches."""
     loss_sum = torch.zeros((), device=r.dev)
     correct = torch.zeros((), device=r.dev, dtype=torch.long)
     seen, batches = 0, len(r.loader)
     report_every = max(1, batches // 50)
-    for b, (x, y) in enumerate(r.loader, 1):
+    for b, (x, y) in enumerate(loader, 1):
         if cancel is not None and cancel.is_set():
             return None
         label_loss, logits = _step(r, x, y)
@@ -374,6 +464,16 @@ def train(spec: ArchSpec, config: TrainConfig | None = None, data: mdata.MNIST |
     r = _setup(spec, config or TrainConfig(), data, mentor)
     result = r.result
     emit(Started(result.device, r.precision, count_params(spec), r.cfg.epochs, len(r.loader), len(r.loader.labels)))
+    try:
+        return _epochs(r, emit, cancel, on_epoch)
+    finally:
+        if r.graph is not None:
+            r.graph.close()
+
+
+def _epochs(r: _Run, emit: Callable[[Event], None], cancel: threading.Event | None,
+            on_epoch: Callable[[TrainResult], None] | None) -> TrainResult:
+    result = r.result
     for epoch in range(1, r.cfg.epochs + 1):
         t0 = time.perf_counter()
         trained = _train_epoch(r, epoch, emit, cancel)

@@ -101,6 +101,8 @@ def test_validation_split_is_evaluated_when_asked(data_root):
     ({"train_subset": 0}, "train_subset must be"),
     ({"epochs": 3, "clean_epochs": 4}, "clean_epochs must be a whole number from 0 to 3"),
     ({"ema": 1.0}, "ema must be a number from 0.0 to 0.9999"),
+    ({"cuda_graph": "yes"}, "cuda_graph must be one of auto, off, uncaptured"),
+    ({"cuda_graph": True}, "cuda_graph must be one of"),
 ])
 def test_bad_configs_are_refused_with_a_message(changes, message):
     with pytest.raises(ConfigError, match=message):
