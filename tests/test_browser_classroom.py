@@ -88,7 +88,7 @@ def open_teacher_page(browser, url: str):
     page.goto(f"{url}/Teacher")
     page.get_by_label("Teacher secret").fill(SECRET)
     page.get_by_role("button", name="Unlock").click()
-    page.get_by_text("Nothing is training or waiting").wait_for(timeout=WAIT_MS)
+    page.get_by_role("heading", name="All runs").wait_for(timeout=WAIT_MS)
     return context, page
 
 

@@ -311,7 +311,7 @@ def test_a_running_job_points_only_its_own_student_to_the_train_page(app, browse
     other_context.close()
 
     owner.get_by_role("button", name="Cancel this job").click()
-    settle(owner)
+    owner.get_by_text(re.compile("Cancelled after")).wait_for(timeout=WAIT_MS)  # said on Runs first
     owner.get_by_role("link", name="Train").click()  # the live view: it says when the job has stopped
     owner.get_by_text(re.compile("Cancelled after")).wait_for(timeout=WAIT_MS)
     owner_context.close()

@@ -75,6 +75,10 @@ outcome.rule_checks(run)
 if run.owner == owner or as_teacher:
     if run.active and st.button("Cancel this job", key="cancel_run"):
         manager.cancel(run.id, owner=owner, teacher=as_teacher)
+        try:  # a job stops within a batch: wait that long, so that the page shows it cancelled
+            manager.wait_until(run.id, lambda r: not r.active, timeout=5.0)
+        except (TimeoutError, JobError):  # still stopping, or gone: the page says what it finds
+            pass
         st.rerun()
     if not run.active and st.button("Delete this run", key="delete_run"):
         try:
