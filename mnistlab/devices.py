@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 
 import torch
 
 from .errors import MnistLabError
+
+
+log = logging.getLogger(__name__)
+
+ENV_WORKERS = "MNISTLAB_WORKERS"
+MAX_WORKERS = 32
+GPU_WORKERS = 8  # past this, jobs on one GPU mostly wait for each other
+GIB_PER_WORKER = 2  # a CUDA context (~0.5 GiB), the data set on the GPU and a small network's activations, with room
 
 
 class DeviceError(MnistLabError):
@@ -65,3 +75,29 @@ def autocast(dev: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(dev.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def default_workers(dev: torch.device | None = None) -> int:
+    """How many jobs train at once: ``$MNISTLAB_WORKERS`` when it is a whole number from 1 to 32 (anything else is
+    logged and ignored); else 1 on the CPU or MPS, where one job already uses every core; else, on CUDA, as many as
+    the GPU's free memory holds at ~2 GiB each, one CPU core each (one is left for the server itself), at most 8.
+    Each job's step is CPU-bound Python, so on a GPU several jobs in parallel processes keep it busier than one."""
+    text = os.environ.get(ENV_WORKERS, "").strip()
+    if text:
+        try:
+            wanted = int(text)
+        except ValueError:
+            wanted = 0
+        if 1 <= wanted <= MAX_WORKERS:
+            return wanted
+        log.warning("%s=%r is not a whole number from 1 to %d; using the default", ENV_WORKERS, text, MAX_WORKERS)
+    dev = dev if dev is not None else pick_device("auto")
+    if dev.type != "cuda":
+        return 1
+    try:
+        free, _total = torch.cuda.mem_get_info(dev)
+    except RuntimeError as e:  # a GPU in a bad state: the server still starts, one job at a time
+        log.warning("cannot read the GPU's free memory (%s); training one job at a time", e)
+        return 1
+    cores = os.cpu_count() or 1
+    return max(1, min(GPU_WORKERS, cores - 1, free // (GIB_PER_WORKER << 30)))

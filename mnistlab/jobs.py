@@ -1,12 +1,14 @@
-"""Background training jobs: one queue, one worker thread, one device; pages read thread-safe snapshots.
+"""Background training jobs: one queue, up to K jobs at once on one device; pages read thread-safe snapshots.
 
-Every session of the app submits to the same ``JobManager`` (shared with ``st.cache_resource``). Jobs run one at a
-time in FIFO order, so several students training at once queue on the device instead of fighting over it. The worker
-thread never calls Streamlit; ``worker.execute`` runs each job. Each run's state changes go to the registry
-(``store.RunStore``) as they happen, always outside the manager's lock, so a registry that another program holds
-locked delays only the worker, never a page. The live part (which batch, place in the queue, an end the registry has
-not taken yet) is kept in memory under the lock, and a page asks for ``snapshot(run_id)`` or ``runs()``: copies with
-the live part laid over the registry's rows.
+Every session of the app submits to the same ``JobManager`` (shared with ``st.cache_resource``). Jobs start in FIFO
+order as soon as one of the executor's K slots is free (``executor.py``: K = 1 on a CPU, one job at a time on a
+thread; on a GPU several, each in a worker process; ``devices.default_workers``), so a class training at once queues
+for the device instead of fighting over it. The manager's dispatcher thread never calls Streamlit; it starts each job
+and records its start and end. Each run's state changes go to the registry (``store.RunStore``) as they happen,
+always outside the manager's lock, so a registry that another program holds locked delays only the jobs, never a
+page. The live part (which batch, place in the queue, an end the registry has not taken yet) is kept in memory under
+the lock, and a page asks for ``snapshot(run_id)`` or ``runs()``: copies with the live part laid over the registry's
+rows.
 
 The limits that protect a shared server live here, so every caller meets them: one active job per student, a bounded
 queue, at most ``max_epochs`` epochs, an estimated duration the teacher sets (``cost.py``), and the network size cap
@@ -30,6 +32,7 @@ from . import cost, devices, train, worker
 from . import data as mdata
 from .arch import ArchSpec, count_params
 from .errors import MnistLabError
+from .executor import Executor, Listener, ProcessExecutor, ThreadExecutor, failure
 from .store import Recovery, Run, RunStore, StoreError, UnknownRun
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ log = logging.getLogger(__name__)
 ENV_RUNS = "MNISTLAB_RUNS"
 MAX_QUEUE = 30  # a class of 30 can each have one job waiting
 MAX_EPOCHS = 30
-RETRY_SECONDS = 5.0  # how often an idle worker retries the registry writes it could not make
+RETRY_SECONDS = 5.0  # how often an idle dispatcher retries the registry writes it could not make
 
 
 def default_runs_dir() -> Path:
@@ -76,7 +79,12 @@ class JobError(MnistLabError):
 
 class JobManager:
     def __init__(self, runs_dir: Path | str, load_data: Callable[[], mdata.MNIST] | None = None,
-                 max_queue: int = MAX_QUEUE, max_epochs: int = MAX_EPOCHS):
+                 max_queue: int = MAX_QUEUE, max_epochs: int = MAX_EPOCHS, workers: int | None = None,
+                 executor: Executor | None = None):
+        """``workers``: jobs at once (default ``devices.default_workers()``): one trains on a thread of this
+        process, more each in a worker process. ``load_data``: the data set for jobs on a thread and for re-evaluating
+        restored runs; given (tests hold or replace the data that way), jobs run on a thread unless ``workers`` says
+        more. ``executor``: where jobs run, in place of either (tests, another backend)."""
         self.store = RunStore(runs_dir)
         self.problem: str | None = None  # set when the runs folder cannot be used: training is off
         self.recovery = Recovery()  # what this server found at start: runs restored or interrupted
@@ -84,22 +92,30 @@ class JobManager:
         self._start_store()
         self._load_data = load_data or (lambda: mdata.load())
         self._data: mdata.MNIST | None = None
+        self._data_lock = threading.Lock()
         self._live: dict[str, Run] = {}  # queued and running runs
-        self._cancel: dict[str, threading.Event] = {}
+        self._cancelled: set[str] = set()  # live runs asked to stop
+        self._handed: set[str] = set()  # running runs the executor has taken
         self._queue: deque[str] = deque()
         self._ended: dict[str, Run] = {}  # ended runs whose end the registry has not taken yet
+        self._to_record: list[str] = []  # of those, the ones the dispatcher has yet to write
         self._unrecorded: dict[str, str] = {}  # of those, the ones it refused: run id -> why
         self.registry_error: str | None = None  # set while the registry cannot be read
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)  # the worker waits here for a job
+        self._wake = threading.Condition(self._lock)  # the dispatcher waits here for a job, a free slot or an end
         self._changed = threading.Condition(self._lock)  # ``wait_until`` waits here for any run to change
         self._version = 0  # counts the changes, so a waiter knows whether it missed one
         self.max_queue, self.max_epochs = max_queue, max_epochs
         self.max_job_minutes = cost.default_max_job_minutes()  # the teacher may change it while the server runs
         self.device_type = devices.pick_device("auto").type
         self._closed = False
-        self._worker = threading.Thread(target=self._run, name="mnistlab-jobs", daemon=True)
-        self._worker.start()
+        if executor is None:
+            workers = workers if workers is not None else 1 if load_data is not None else devices.default_workers()
+            executor = ThreadExecutor(self._dataset) if workers == 1 else ProcessExecutor(workers)
+        self._executor = executor
+        executor.start(self.store, Listener(event=self._progress, saved=self._saved, ended=self._finish))
+        self._dispatcher = threading.Thread(target=self._run, name="mnistlab-jobs", daemon=True)
+        self._dispatcher.start()
 
     def _start_store(self) -> None:
         """Recover the registry; when that fails, training is off with a message, and the app stays up."""
@@ -116,6 +132,11 @@ class JobManager:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def workers(self) -> int:
+        """How many jobs train at once."""
+        return self._executor.slots
 
     @property
     def device(self) -> str:
@@ -137,13 +158,13 @@ class JobManager:
                   submitted_at=time.time())
         with self._lock:  # the run is held in memory first, so a second press is refused while it is written
             self._check_room(owner)
-            self._live[run.id], self._cancel[run.id] = run, threading.Event()
+            self._live[run.id] = run
         try:
             self.store.add(run, page=True)
         except StoreError as e:
             with self._lock:
                 self._live.pop(run.id, None)
-                self._cancel.pop(run.id, None)
+                self._cancelled.discard(run.id)
             raise JobError(f"the run registry cannot take a new run just now ({e}); try again in a minute") from None
         with self._lock:
             self._queue.append(run.id)
@@ -161,7 +182,7 @@ class JobManager:
             raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again in a few minutes")
 
     def estimated_seconds(self, spec: ArchSpec, config: train.TrainConfig) -> float:
-        """How long ``spec`` trained with ``config`` would hold this server's worker."""
+        """How long ``spec`` trained with ``config`` would hold one of this server's workers."""
         images = cost.training_images(config.train_subset, config.validation)
         return cost.estimated_seconds(spec, config.epochs, images, self.device_type,
                                       evaluated=cost.TEST_IMAGES + config.validation)
@@ -179,10 +200,10 @@ class JobManager:
             if run is not None and owner is not None and not teacher and owner != run.owner:
                 raise JobError("only the person who started this job, or the teacher, can cancel it")
             if run is not None:
-                self._cancel[run_id].set()
+                self._cancelled.add(run_id)
                 if teacher and owner != run.owner:
                     run.error = "Cancelled by the teacher."  # its student is told who stopped it
-                waiting = run_id in self._queue
+                waiting, handed = run_id in self._queue, run_id in self._handed
                 if waiting:
                     self._queue.remove(run_id)
                     self._renumber()
@@ -190,6 +211,8 @@ class JobManager:
             self._stored(run_id)  # raises JobError for an unknown id
         elif waiting:
             self._end(run_id, "cancelled", page=True)
+        elif handed:  # else the dispatcher is handing it over and passes the cancel on (``_start``)
+            self._executor.cancel(run_id)
 
     def delete(self, run_id: str, owner: str | None = None, teacher: bool = False) -> None:
         """Remove an ended run and its checkpoint: its owner or the teacher only."""
@@ -255,9 +278,10 @@ class JobManager:
         return sorted(merged, key=lambda r: -r.submitted_at)
 
     def queue(self) -> list[Run]:
-        """The running job, then the queued ones in the order they will run."""
+        """The running jobs (the first started first), then the queued ones in the order they will run."""
         with self._lock:
-            running = [r for r in self._live.values() if r.status == "running"]
+            running = sorted((r for r in self._live.values() if r.status == "running"),
+                             key=lambda r: r.started_at or 0.0)
             return [copy.deepcopy(r) for r in running + [self._live[i] for i in self._queue]]
 
     def wait(self, run_id: str, timeout: float = 60.0) -> Run:
@@ -287,22 +311,26 @@ class JobManager:
                     self._changed.wait(min(left, 1.0))  # (re-read each second: the registry can change from outside)
 
     def close(self) -> None:
-        """Stop: queued jobs are cancelled, the running one stops within a batch and keeps its epochs; ends the
+        """Stop: queued jobs are cancelled, running ones stop within a batch and keep their epochs; ends the
         registry refused so far are tried once more, so their cause survives a restart."""
         with self._lock:
             self._closed = True
-            for ev in self._cancel.values():
-                ev.set()
+            self._cancelled.update(self._live)
+            handed = list(self._handed)
             waiting = list(self._queue)
             self._queue.clear()
             self._wake.notify_all()
+        for run_id in handed:
+            self._executor.cancel(run_id)
         for run_id in waiting:
             self._end(run_id, "cancelled")
-        self._worker.join(timeout=30)
+        self._dispatcher.join(timeout=30)
+        self._executor.close(timeout=30)
+        self._record_ends()
         self._retry_unrecorded()
         self.store.close()
 
-    # ------------------------------------------------------------------ worker side
+    # ------------------------------------------------------------------ dispatcher side
     def _stored(self, run_id: str) -> Run:
         try:
             return self.store.get(run_id)
@@ -324,15 +352,39 @@ class JobManager:
     def _end(self, run_id: str, status: str, error: str | None = None, page: bool = False) -> None:
         """A run has ended: in memory at once (pages show the truth and the queue moves on), then in the registry,
         outside the lock. A registry that refuses the write keeps the run in memory, to be tried again by the
-        worker; ``page``: a page's request, which does not wait long for a lock."""
+        dispatcher; ``page``: a page's request, which does not wait long for a lock."""
+        run = self._ending(run_id, status, error)
+        if run is not None:
+            self._record_end(run, page)
+
+    def _finish(self, run_id: str, status: str, error: str | None) -> None:
+        """The executor's word that a job has ended: in memory now, in the registry by the dispatcher (an executor's
+        thread never waits for the registry)."""
+        if self._ending(run_id, status, error, record_later=True) is None:
+            log.warning("run %s: an end (%s) for a run that is not running", run_id, status)
+
+    def _ending(self, run_id: str, status: str, error: str | None, record_later: bool = False) -> Run | None:
         with self._lock:
-            run = self._live.pop(run_id)
+            run = self._live.pop(run_id, None)
+            if run is None:
+                return None
             run.status, run.queue_position, run.ended_at = status, None, time.time()
             run.error = error if error is not None else run.error
-            self._cancel.pop(run_id, None)
+            self._cancelled.discard(run_id)
+            self._handed.discard(run_id)
             self._ended[run_id] = run
+            if record_later:
+                self._to_record.append(run_id)
+                self._wake.notify_all()
             self._touch()
-        self._record_end(run, page)
+            return run
+
+    def _record_ends(self) -> None:
+        with self._lock:
+            ended = [self._ended[i] for i in self._to_record if i in self._ended]
+            self._to_record.clear()
+        for run in ended:
+            self._record_end(run)
 
     def _record_end(self, run: Run, page: bool = False) -> None:
         try:
@@ -354,50 +406,61 @@ class JobManager:
         for run in pending:
             self._record_end(run)
 
+    def _free_slot(self) -> bool:
+        """Whether the executor can take another job (caller holds the lock)."""
+        return sum(r.status == "running" for r in self._live.values()) < self._executor.slots
+
     def _run(self) -> None:
+        """The dispatcher: starts the oldest queued job whenever a slot is free, and records the jobs' ends."""
         try:
             self._verify_restored()
-        except Exception:  # never let a damaged record stop the class's only worker before it starts
+        except Exception:  # never let a damaged record stop the class's queue before it starts
             log.exception("restored runs not re-evaluated (they do not count for the challenge)")
+        def work() -> bool:
+            return bool(self._closed or self._to_record or (self._queue and self._free_slot()))
+
         while True:
             with self._lock:
-                while not self._queue and not self._closed:
-                    if not self._wake.wait(timeout=RETRY_SECONDS) and self._unrecorded:
-                        break  # idle a while with ends the registry refused: try them again
+                busy = self._wake.wait_for(work, timeout=RETRY_SECONDS)
                 if self._closed:
                     return
-                run_id = self._queue.popleft() if self._queue else None
-                if run_id is not None:
-                    run = self._live[run_id]
+                job = None
+                if self._queue and self._free_slot():
+                    run = self._live[self._queue.popleft()]
                     run.status, run.queue_position, run.started_at = "running", None, time.time()
                     self._renumber()
-            if run_id is None:
+                    job = copy.deepcopy(run)
+            self._record_ends()
+            if job is not None:
+                self._start(job)
+            elif not busy:  # idle a while: try the ends the registry refused again
                 self._retry_unrecorded()
-                continue
-            try:
-                self.store.started(run_id)
-            except StoreError as e:  # the run itself can go ahead; its end is kept in memory if need be
-                log.error("run %s: the registry could not record its start: %s", run_id, e)
-            try:
-                self._execute(run_id)
-            except Exception:  # never let one run take the class's only worker down with it
-                log.exception("the worker survived an error in run %s", run_id)
 
-    def _execute(self, run_id: str) -> None:
-        with self._lock:
-            run, cancel = copy.deepcopy(self._live[run_id]), self._cancel[run_id]
+    def _start(self, job: Run) -> None:
         try:
+            self.store.started(job.id)
+        except StoreError as e:  # the run itself can go ahead; its end is kept in memory if need be
+            log.error("run %s: the registry could not record its start: %s", job.id, e)
+        try:
+            self._executor.submit(job)
+        except Exception as e:  # never let one run take the class's queue down with it
+            log.exception("run %s could not start", job.id)
+            self._finish(job.id, "failed", failure(e))
+            return
+        with self._lock:
+            if job.id not in self._live:
+                return  # ended already
+            self._handed.add(job.id)
+            cancelled = job.id in self._cancelled
+        if cancelled:  # asked to stop while it was being handed over
+            self._executor.cancel(job.id)
+
+    def _dataset(self) -> mdata.MNIST:
+        """The data set for jobs on this process's threads and for re-evaluations, loaded once."""
+        with self._data_lock:
             if self._data is None:
                 self._data = self._load_data()
-            result = worker.execute(run, self._data, self.store, cancel,
-                                    progress=lambda event: self._progress(run_id, event),
-                                    saved=lambda path: self._saved(run_id, path))
-            self._end(run_id, result.status)
-        except Exception as e:  # a failed run records its error; the worker carries on with the next one
-            with self._lock:
-                live = run_id in self._live
-            if live:
-                self._end(run_id, "failed", error=f"{type(e).__name__}: {e}")
+            return self._data
 
     def _progress(self, run_id: str, event: train.Event) -> None:
         with self._lock:
@@ -426,10 +489,9 @@ class JobManager:
         if self.problem:
             return
         try:
-            if self.store.unverified() and self._data is None:
-                self._data = self._load_data()
+            data = self._dataset() if self.store.unverified() else None
         except MnistLabError as e:  # the registry or the data cannot be read
             log.error("restored runs not re-evaluated (they do not count for the challenge): %s", e)
             return
-        if self._data is not None:
-            worker.verify_restored(self.store, self._data, stop=lambda: self._closed)
+        if data is not None:
+            worker.verify_restored(self.store, data, stop=lambda: self._closed)

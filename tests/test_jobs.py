@@ -253,3 +253,48 @@ def test_a_running_jobs_batch_losses_move_within_the_epoch(manager):
     assert all(loss > 0 for _, loss in snap.batch_losses)
     manager.cancel(run_id)
     manager.wait(run_id, timeout=HANG)
+
+
+def test_k_slots_run_k_jobs_at_once_and_the_queue_waits_for_a_free_one(mnist, tmp_path):
+    from mnistlab.executor import ThreadExecutor
+
+    load, release = held(mnist)
+    m = JobManager(tmp_path, executor=ThreadExecutor(load, slots=2))
+    try:
+        ids = [m.submit(arch.preset("tiny"), QUICK, owner=f"s{i}") for i in range(4)]
+        for run_id in ids[:2]:
+            m.wait_until(run_id, running, timeout=HANG)  # both held on loading the data, at once
+        assert m.workers == 2
+        assert [r.id for r in m.queue()] == ids  # every running job, then the waiting ones in order
+        assert [m.snapshot(i).queue_position for i in ids] == [None, None, 1, 2]  # places until a slot is free
+        assert [m.snapshot(i).status for i in ids] == ["running", "running", "queued", "queued"]
+        release.set()
+        done = [m.wait(i, timeout=HANG) for i in ids]
+        assert all(d.status == "finished" for d in done)
+        assert min(d.ended_at for d in done[:2]) <= min(d.started_at for d in done[2:])  # only once a slot freed
+    finally:
+        release.set()
+        m.close()
+
+
+def test_a_job_the_executor_cannot_start_fails_with_the_reason_and_the_queue_goes_on(mnist, tmp_path):
+    from mnistlab.executor import ThreadExecutor
+
+    class Refusing(ThreadExecutor):
+        refused = False
+
+        def submit(self, job):
+            if not self.refused:
+                self.refused = True
+                raise OSError(24, "Too many open files")
+            super().submit(job)
+
+    m = JobManager(tmp_path, executor=Refusing(lambda: mnist))
+    try:
+        first, second = (m.submit(arch.preset("tiny"), QUICK, owner=f"s{i}") for i in range(2))
+        bad = m.wait(first, timeout=HANG)
+        assert bad.status == "failed" and "Too many open files" in bad.error
+        assert m.store.get(first).error == bad.error
+        assert m.wait(second, timeout=HANG).status == "finished"
+    finally:
+        m.close()
