@@ -23,12 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 from mnistlab import arch, data, train  # noqa: E402
 from mnistlab.jobs import JobManager  # noqa: E402
-from tests.browser import chromium, served  # noqa: E402
+from tests.browser import chromium, served, settle  # noqa: E402
 
 PAGES = {"Home": "MNIST Lab", "Architecture": "Architecture", "Train": "Train", "Draw": "Draw a digit",
          "Runs": "Runs", "Teacher": "Teacher view"}
-IDLE = """() => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning'
-    && !document.querySelector('[data-testid="stStatusWidget"]')"""
 
 
 def seed(runs: Path, mnist) -> None:
@@ -46,7 +44,7 @@ def load_once(browser, url: str, path: str, title: str) -> tuple[float, float]:
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title, exact=False).first.wait_for(timeout=120_000)
     shown = time.perf_counter() - t0
-    page.wait_for_function(IDLE, timeout=120_000)
+    settle(page)
     idle = time.perf_counter() - t0
     context.close()
     return shown, idle
@@ -56,7 +54,7 @@ def start_training(browser, url: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(f"{url}/Train")
-    page.wait_for_function(IDLE, timeout=120_000)
+    settle(page)
     page.get_by_label("epochs", exact=True).fill("30")
     page.get_by_text("quick mode").click()
     page.get_by_role("button", name="Start training").click()

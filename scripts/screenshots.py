@@ -20,12 +20,10 @@ sys.path.insert(0, str(ROOT))
 
 from mnistlab import arch, data, train  # noqa: E402
 from mnistlab.jobs import JobManager  # noqa: E402
-from tests.browser import PAD, chromium, served, stroke  # noqa: E402
+from tests.browser import PAD, chromium, served, settle, stroke  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 SIZES = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
-IDLE = """() => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning'
-    && !document.querySelector('[data-testid="stStatusWidget"]')"""
 SECRET = "screenshots"
 WAIT = 300_000
 SEVEN = [(0.15, 0.2), (0.8, 0.2), (0.4, 0.9)]
@@ -57,13 +55,13 @@ def shoot(browser, url: str, size: str) -> None:
 
     def visit(path: str) -> None:
         page.goto(f"{url}/{path}")
-        page.wait_for_function(IDLE, timeout=WAIT)
+        settle(page)
 
     visit("")
     field = page.get_by_label("Your name")
     field.fill("Ben")
     field.press("Enter")
-    page.wait_for_function(IDLE, timeout=WAIT)
+    settle(page)
     save(page, "home", phone)
     visit("Architecture")
     save(page, "architecture", phone)
@@ -72,7 +70,7 @@ def shoot(browser, url: str, size: str) -> None:
     page.get_by_text("quick mode").click()
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"Epoch 2/20")).wait_for(timeout=WAIT)
-    page.wait_for_function(IDLE, timeout=WAIT)
+    settle(page)
     save(page, "train", phone)
     page.get_by_role("button", name="Cancel").click()
     page.get_by_text("Cancelled").wait_for(timeout=WAIT)
@@ -80,7 +78,7 @@ def shoot(browser, url: str, size: str) -> None:
     canvas = page.locator(PAD)
     canvas.scroll_into_view_if_needed()
     stroke(page, canvas.bounding_box(), SEVEN)
-    page.wait_for_function(IDLE, timeout=WAIT)
+    settle(page)
     page.get_by_text(re.compile(r"\d+ % sure|sure", re.I)).first.wait_for(timeout=WAIT)
     save(page, "draw", phone)
     visit("Runs")
@@ -89,7 +87,7 @@ def shoot(browser, url: str, size: str) -> None:
     page.get_by_label("Teacher secret").fill(SECRET)
     page.get_by_role("button", name="Unlock").click()
     page.get_by_text("All runs").wait_for(timeout=WAIT)
-    page.wait_for_function(IDLE, timeout=WAIT)
+    settle(page)
     save(page, "teacher", phone)
     context.close()
 
