@@ -18,6 +18,8 @@ would not fit in what is left of --budget seconds is skipped with a line that sa
 - ``time_to_target`` of ``best`` seed 1 with ``cuda_graph="off"``: the eager step, to choose between the two.
 - ``class``: 30 ``best`` jobs submitted at once to a ``JobManager`` with its workers: the wall time until all ended,
   each final accuracy.
+- ``cost``: the job manager's cost model fitted on this GPU (``benchmarks/job_cost.py --device cuda``), the
+  coefficients for ``cost.SPEEDS["cuda"]``.
 - ``time_to_target`` of ``lean`` and ``tiny``, seeds 1-3, as far as the budget allows.
 - ``summary``: best >= 99.4 % on every seed with <= 4 s of training each; the GPU busy >= 50 % in the profile.
 
@@ -46,9 +48,10 @@ BUSY_TARGET = 0.5
 PROFILE_STEPS = 100
 PROFILE_AFTER = 150  # batches into the first epoch: the capture and the first progress events are behind
 SEEDS = (1, 2, 3)
-PARTS = ("best", "profile", "eager", "lean", "tiny", "class")
+PARTS = ("best", "profile", "eager", "lean", "tiny", "class", "cost")
 CHILD_ESTIMATE = 25  # seconds a fresh process needs to start, load MNIST, train a preset and evaluate it
 CLASS_MIN = 60  # seconds the class needs at the least: worker processes start, then 30 runs
+COST_ESTIMATE = 45  # benchmarks/job_cost.py on 6,000 images per network, seven networks
 
 
 def main() -> None:
@@ -116,6 +119,7 @@ class Check:
         self.part("profile", 40, self.profile, "off")
         self.part("eager", 60, self.time_to_target, "best", 1, "off")
         self.part("class", CLASS_MIN, self.classroom)
+        self.part("cost", COST_ESTIMATE, self.cost)
         for preset in ("lean", "tiny"):  # last: if time allows
             for seed in SEEDS:
                 self.part(preset, CHILD_ESTIMATE, self.time_to_target, preset, seed, "auto")
@@ -135,6 +139,18 @@ class Check:
             tail = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
             raise RuntimeError(f"{preset} seed {seed} ({mode}) exited {proc.returncode}: {tail}")
         self.emit({"part": "time_to_target", **found[-1], "process_seconds": round(seconds, 2)})
+
+    def cost(self) -> None:
+        """The job manager's cost model fitted on this GPU with its default step (benchmarks/job_cost.py): the
+        coefficients to put in ``cost.SPEEDS["cuda"]``."""
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "job_cost.py"), "--device", "cuda"]
+        env = {**os.environ, "MNISTLAB_DATA": str(self.root)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=max(10.0, self.left() - 5))
+        fit = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"fit"')]
+        if proc.returncode != 0 or not fit:
+            tail = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise RuntimeError(f"job_cost.py exited {proc.returncode}: {tail}")
+        self.emit({"part": "cost", **fit[-1]})
 
     # ------------------------------------------------------------------------------------------ profile
 

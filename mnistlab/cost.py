@@ -40,8 +40,10 @@ class Speed:
     eval_macs_per_second: float
 
 
-# The CPU's: benchmarks/job_cost.py on the 2-core development CPU, rounded; MPS is assumed no faster. The GPU's are
-# a placeholder until the same script runs on one: a step there is mostly launch overhead.
+# The CPU's: benchmarks/job_cost.py on the 2-core development CPU, rounded; MPS is assumed no faster. The GPU's match
+# the eager step measured on an H200 (best, 4 epochs: 17-18 s); the CUDA-graph step is expected to be several times
+# faster, so until benchmarks/gpu_check.py (its "cost" line) fits them there, a GPU estimate errs long: a job near the
+# teacher's limit is refused early, never let run for longer than the limit.
 SPEEDS = {
     "cpu": Speed(285e-6, 6.6e10, 105e-6, 7.1e10),
     "mps": Speed(285e-6, 6.6e10, 105e-6, 7.1e10),

@@ -44,12 +44,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def device_name(dev: torch.device) -> str:
+def device_name(dev: torch.device, threads: int | None = None) -> str:
+    """The device in words; on the CPU with the threads one job trains with (this process's, unless given)."""
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     if dev.type == "mps":
         return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = threads or torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def cpu_has_native_bf16() -> bool:

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import torch
+
 from . import data as mdata
 from . import train, worker
 from .devices import MAX_WORKERS
@@ -58,6 +60,7 @@ class Listener:
 
 class Executor(Protocol):
     slots: int
+    threads: int  # CPU threads each job trains with
 
     def start(self, store: RunStore, listener: Listener) -> None: ...
 
@@ -81,6 +84,10 @@ class ThreadExecutor:
         self._load_data = load_data
         self._lock = threading.Lock()
         self._jobs: dict[str, tuple[threading.Thread, threading.Event]] = {}
+
+    @property
+    def threads(self) -> int:
+        return torch.get_num_threads()
 
     def start(self, store: RunStore, listener: Listener) -> None:
         self._store, self._listener = store, listener
@@ -182,6 +189,11 @@ class ProcessExecutor:
         self._closing = self._exiting = False
         _executors.add(self)
 
+    @property
+    def threads(self) -> int:
+        """The cores shared out between the processes."""
+        return max(1, (os.cpu_count() or 1) // self.slots)
+
     def start(self, store: RunStore, listener: Listener) -> None:
         self._runs_dir, self._listener = str(store.directory), listener
         self._data_root = str(self._data_root or mdata.default_root())
@@ -247,10 +259,9 @@ class ProcessExecutor:
     def _spawn(self) -> None:
         ours, theirs = self._context.Pipe()
         cancelled = self._context.Value("q", 0, lock=False)  # no lock a killed process could leave held
-        threads = max(1, (os.cpu_count() or 1) // self.slots)
         process = self._context.Process(
             target=worker.serve, name="mnistlab-worker", daemon=True,
-            args=(theirs, cancelled, self._runs_dir, self._data_root, threads, self._initializer, self._initargs))
+            args=(theirs, cancelled, self._runs_dir, self._data_root, self.threads, self._initializer, self._initargs))
         process.start()
         theirs.close()  # the process holds its own end now: when it dies, ours reads the end of the pipe
         w = _Worker(process, ours, cancelled, threading.Lock())

@@ -140,8 +140,8 @@ class JobManager:
 
     @property
     def device(self) -> str:
-        """The device jobs run on, in words (a GPU's name, or the CPU)."""
-        return devices.device_name(devices.pick_device("auto"))
+        """The device jobs run on, in words (a GPU's name, or the CPU with the threads each job has)."""
+        return devices.device_name(devices.pick_device("auto"), self._executor.threads)
 
     def submit(self, spec: ArchSpec, config: train.TrainConfig, owner: str = "", student_name: str = "") -> str:
         """Queue a run; a JobError (or SpecError / ConfigError) says why one is refused."""

@@ -151,6 +151,7 @@ def test_a_job_in_a_worker_process_is_recorded_as_one_on_a_thread(processes, man
         stored = m.store.get(run_id)
         ck = checkpoint.load(stored.checkpoint_path)
         assert snap.status == stored.status == "finished" and stored.device and stored.precision
+        assert stored.device == m.device  # the pages name the threads a job trains with, not the server's
         assert stored.history == snap.history == ck.history and len(stored.history) == 1
         assert Path(stored.checkpoint_path) == m.store.checkpoint_path(run_id)
         assert stored.final_test_accuracy == stored.history[-1]["test_accuracy"]
