@@ -27,3 +27,9 @@ def test_the_time_left_follows_the_pace_so_far():
                  history=[{"epoch": 1}])  # 1.5 of 4 epochs in a minute
     text = outcome.stage_text(half, "CPU")
     assert "min left" in text and "about 2 min left" in text
+
+
+def test_the_pages_say_how_many_jobs_train_at_once():
+    from mnistlab.ui.labels import at_a_time
+    assert at_a_time(1) == "one at a time"
+    assert at_a_time(4) == "up to 4 at a time"

@@ -5,7 +5,7 @@ import streamlit as st
 from mnistlab import arch, distill, rules, train
 from mnistlab.errors import MnistLabError
 from mnistlab.jobs import JobError
-from mnistlab.ui import figures, identity, links, outcome, resources, trainform
+from mnistlab.ui import figures, identity, labels, links, outcome, resources, trainform
 
 st.title("Train")
 manager = resources.job_manager()
@@ -15,7 +15,7 @@ owner = identity.owner_id()
 # The student's latest run, whichever tab started it and across reloads: still theirs to watch and cancel.
 latest = identity.latest_run(manager)
 st.session_state.job_id = latest.id if latest else None
-st.caption(f"Jobs from every session run one at a time on: {manager.device}")
+st.caption(f"Jobs from every session run {labels.at_a_time(manager.workers)} on: {manager.device}")
 st.text(f"Network: {spec.name}, {summary.total_params:,} parameters "  # the name may come from a shared link
         f"({'within' if summary.total_params < rules.PARAM_LIMIT else 'over'} the {rules.PARAM_LIMIT:,} budget). "
         "Change it on the Architecture page.")
@@ -47,8 +47,8 @@ def live() -> None:
         return
     if job.status == "queued":
         if any(r.status == "running" for r in manager.queue()):
-            st.info(f"Queued: position {job.queue_position} for {manager.device}. Jobs run one at a time; "
-                    "another session's job is using it now.")
+            st.info(f"Queued: position {job.queue_position} for {manager.device}. Jobs run "
+                    f"{labels.at_a_time(manager.workers)}; other sessions' jobs are using it now.")
         else:
             st.info(f"Starting on {manager.device}…")
     elif job.status == "running":

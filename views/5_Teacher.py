@@ -10,8 +10,9 @@ if not teacher.teacher_login():
     st.stop()
 
 manager = resources.job_manager()
-st.caption(f"Unlocked for this browser session. Jobs run one at a time on: {manager.device}; "
-           f"at most {manager.max_queue} may wait, one per student, {manager.max_epochs} epochs each.")
+st.caption(f"Unlocked for this browser session. Jobs run {labels.at_a_time(manager.workers)} on: "
+           f"{manager.device}; at most {manager.max_queue} may wait, one per student, "
+           f"{manager.max_epochs} epochs each.")
 if st.button("Lock the teacher view", key="lock"):
     st.session_state.teacher_key = ""
     st.rerun()

@@ -22,3 +22,8 @@ def plain(text: str) -> str:
     """Text that Streamlit's markdown (st.error, st.warning, ...) shows as it is: a message can carry words from a
     shared link or a stored record, which must never become a link, an image or a colour."""
     return _MARKDOWN.sub(r"\\\1", str(text))
+
+
+def at_a_time(workers: int) -> str:
+    """How many jobs train at once, as a sentence ends: "one at a time", "up to 4 at a time"."""
+    return "one at a time" if workers <= 1 else f"up to {workers} at a time"
