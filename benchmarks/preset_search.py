@@ -1,16 +1,18 @@
-"""How the lean and tiny layouts and the recipes were chosen: candidates compared on a validation split, never on
-the test set.
+"""How the lean, tiny and micro layouts and the recipes were chosen: candidates compared on a validation split,
+never on the test set.
 
     python benchmarks/preset_search.py --budget tiny        # layouts under 4,000 parameters, the preset's recipe
     python benchmarks/preset_search.py --budget lean        # layouts under 8,000 parameters
+    python benchmarks/preset_search.py --budget micro       # layouts under 2,000 parameters
     python benchmarks/preset_search.py --budget lean --search recipe --seeds 1 2 3   # recipes for the preset's layout
     python benchmarks/preset_search.py --budget best --search recipe --seeds 1 2 3 \
         --candidates "as shipped" "batch 128, lr 0.1" "batch 64, lr 0.1"            # best's recipe, checked
 
 Each candidate trains on 50k training images, with 10k held out of the training set (a split chosen by the seed)
-as validation. A layout search uses the preset's recipe (train.RECIPES); a recipe search uses the preset's layout
-and changes the recipe within the preset's epoch budget. Prints one JSON line per run: validation accuracy of the
-last three epochs, and the final test accuracy for the record only (choices are made on validation).
+as validation. A layout search uses the preset's recipe (train.RECIPES; ``--epochs`` overrides its epochs); a recipe
+search uses the preset's layout and changes the recipe within the preset's epoch budget. Prints one JSON line per
+run: validation accuracy of the last three epochs, and the final test accuracy for the record only (choices are made
+on validation).
 A candidate replaces the shipped one only if its mean final validation accuracy over seeds 1-3 is at least 0.05
 points higher and its worst seed is no lower.
 """
@@ -38,6 +40,12 @@ CANDIDATES = {
         "two pools, [6,8] [10,12] [13], first block padded": _blocks(
             ([6, 8], True, None, 1), ([10, 12], True, None), ([13], False, None)),
         "two pools, [5,8] [10,12] [14]": _blocks(([5, 8], True, None), ([10, 12], True, None), ([14], False, None)),
+    },
+    "micro": {  # < 2,000 parameters: tiny narrowed, or tiny's first block kept and squeezed by a 1x1 after the pool
+        "two pools, [4,6] [7,8] [9]": _blocks(([4, 6], True, None), ([7, 8], True, None), ([9], False, None)),
+        "two pools, [6,8] 1x1 to 4 [6,8] [9]": _blocks(([6, 8], True, 4), ([6, 8], True, None), ([9], False, None)),
+        "two pools, [6,8] 1x1 to 4 [6,8] 1x1 to 6 [10]": _blocks(
+            ([6, 8], True, 4), ([6, 8], True, 6), ([10], False, None)),
     },
     "best": {},  # best's layout came from the seed's and step_time.py; only its recipe is searched here
     "lean": {  # <= 8,000 parameters
@@ -116,6 +124,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     p.add_argument("--candidates", nargs="+", metavar="LABEL", help="run only these candidates (default: all)")
     p.add_argument("--validation", type=int, default=10_000)
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs (a shorter run to rank candidates)")
     args = p.parse_args()
     base = arch.preset(args.budget).to_dict()
     emit({"machine": machine()})
@@ -127,7 +136,8 @@ def main() -> None:
             if args.candidates and label not in args.candidates:
                 continue
             spec = arch.ArchSpec.from_dict({**base, **changes, "name": args.budget})
-            cfg = train.TrainConfig(**{**recipe, "seed": seed, "validation": args.validation})
+            epochs = {"epochs": args.epochs} if args.epochs else {}
+            cfg = train.TrainConfig(**{**recipe, **epochs, "seed": seed, "validation": args.validation})
             mentor = None
             if cfg.distill_from:
                 if cfg.distill_from not in mentors:

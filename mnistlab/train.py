@@ -500,6 +500,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "best": {"epochs": 4, "batch_size": 64, "lr": 0.05, "augment": 0.5},
     "lean": {"epochs": 8, "batch_size": 128, "lr": 0.1, "augment": 0.5},
     "tiny": {"epochs": 15, "batch_size": 128, "lr": 0.1, "augment": 0.5},
+    "micro": {"epochs": 12, "batch_size": 128, "lr": 0.1, "augment": 0.5},
     "seed": {"epochs": 8, "batch_size": 128, "lr": 0.1, "augment": 0.5},
 }
 

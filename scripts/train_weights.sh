@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 presets=("$@")
-[ ${#presets[@]} -eq 0 ] && presets=(best lean tiny seed)
+[ ${#presets[@]} -eq 0 ] && presets=(best lean tiny micro seed)
 for name in "${presets[@]}"; do
   cmd=(python3 -m mnistlab train --preset "$name" --seed 1 --quiet --out "mnistlab/weights/$name.pt")
   {

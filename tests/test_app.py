@@ -206,7 +206,7 @@ def test_draw_page_offers_every_shipped_preset():
     at = page("views/3_Draw.py").run()
     assert not at.exception
     options = at.selectbox(key="model_choice").options
-    for name in ("seed", "best", "lean", "tiny"):
+    for name in ("seed", "best", "lean", "tiny", "micro"):
         assert f"preset · {name}" in options
 
 

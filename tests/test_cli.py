@@ -30,7 +30,7 @@ def test_summary_table_and_presets_list():
     text = run("summary", "--preset", "tiny").stdout
     assert "receptive field" in text and "[ok]" in text
     listing = run("presets").stdout
-    for name in ("seed", "best", "lean", "tiny"):
+    for name in ("seed", "best", "lean", "tiny", "micro"):
         assert name in listing
 
 
