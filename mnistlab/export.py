@@ -3,7 +3,8 @@ a digit from an image file.
 
 The file needs torch, numpy and Pillow; it does not import mnistlab. Its module names match ours
 (``layers.0.weight`` ...), so it loads our checkpoints as they are. It prepares an image with the very source of
-``drawing.to_mnist`` (copied in with everything it calls), so a digit reads the same at home as on the Draw page.
+the Draw page's photo path (``photo.photo_grey``, ``photo.photo_to_mnist`` and ``drawing.to_mnist``, copied in with
+everything they call), so a digit reads the same at home as on the Draw page.
 """
 
 from __future__ import annotations
@@ -18,33 +19,9 @@ import textwrap
 import numpy as np
 from torch import nn
 
-from . import drawing
+from . import drawing, photo
 from .arch import ArchSpec, build, count_params, summary
 from .data import MEAN, STD
-
-# A file a student brings home may be a phone photo: far more pixels than a digit needs, and more than
-# drawing.ink accepts (it bounds what a browser may send).
-PHOTO_SIDE = 1024
-
-
-def paper_shade(value: np.ndarray) -> float:
-    """The shade of an image's background, from its ink (``drawing.ink``: (H, W) in [0, 1]): the median of its
-    border, 0 for black, 1 for white paper."""
-    return float(np.median(np.concatenate([value[0], value[-1], value[1:-1, 0], value[1:-1, -1]])))
-
-
-def on_paper(value: np.ndarray) -> bool:
-    """Whether an image is dark ink on light paper, as a scan or a paint program makes it, rather than MNIST's (and
-    the Draw page's canvas's) light ink on a dark background."""
-    return paper_shade(value) > 0.5
-
-
-def paper_to_ink(value: np.ndarray) -> np.ndarray:
-    """Dark ink on light paper turned into light ink on black, as a grayscale image in 0-255. The paper's own shade
-    (grey in a photo) becomes black, so that it is background rather than faint ink everywhere."""
-    paper = max(paper_shade(value), 1e-6)
-    return np.clip((paper - value) / paper, 0, 1) * 255
-
 
 _TEMPLATE = '''"""{name}: a {params:,}-parameter MNIST network trained with MNIST Lab, rebuilt with plain PyTorch.
 
@@ -53,7 +30,8 @@ _TEMPLATE = '''"""{name}: a {params:,}-parameter MNIST network trained with MNIS
 
 An image is prepared as MNIST was made, by the same code as MNIST Lab's Draw page: the digit is cropped, scaled
 to fit 20x20 and centred by its centre of mass in 28x28. Light ink on a dark background is read as it is; dark ink
-on light paper (a scan, a paint program) is inverted first, and the script says so.
+on light paper (a photo, a scan, a paint program) is inverted first, and the script says so. The paper's own shade,
+grey or unevenly lit, and its noise, become black; a photo is turned upright and shrunk first.
 
 Needs torch, numpy and Pillow. The checkpoint is loaded with torch.load(weights_only=True): tensors and plain data
 only, never code.
@@ -70,7 +48,6 @@ from torch import nn
 
 SPEC = {spec}
 MEAN, STD = {mean}, {std}  # the normalisation the network was trained with
-PHOTO_SIDE = {photo_side}  # a bigger image (a phone photo) is shrunk to this many pixels a side first
 
 
 class Net(nn.Module):
@@ -93,7 +70,7 @@ def load(path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Preparing an image: MNIST Lab's own code (its drawing.py and export.py), copied in unchanged.
+# Preparing an image: MNIST Lab's own code (its drawing.py and photo.py), copied in unchanged.
 
 {preprocessing}
 
@@ -105,13 +82,7 @@ def prepare(path):
     """The image at ``path`` as the network sees it, (28, 28) float32 in [0, 1], white digit on black; and whether
     it was inverted (dark ink on light paper)."""
     with Image.open(path) as img:
-        if max(img.size) > PHOTO_SIDE:
-            img.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
-        image = np.asarray(img.convert("RGBA"))
-    value = ink(image)
-    if on_paper(value):
-        return to_mnist(paper_to_ink(value)), True
-    return to_mnist(image), False
+        return photo_to_mnist(photo_grey(img))  # cropped round the ink, as the Draw page's photo starts
 
 
 @torch.no_grad()
@@ -141,8 +112,9 @@ if __name__ == "__main__":
     sys.exit(1 if unread else 0)
 '''
 
-# What the copied code may use from outside its own module: the standalone file imports these itself.
+# What the copied code may use from outside its modules: the standalone file imports these itself.
 _IMPORTED = {"np": np, "Image": drawing.Image}
+_COPIED = (drawing, photo)  # the modules whose functions are copied (each name once: they must not clash)
 
 
 def _dependencies(*roots) -> dict:
@@ -165,7 +137,7 @@ def _dependencies(*roots) -> dict:
             if name not in scope or value is _IMPORTED.get(name):
                 continue  # a builtin or a local name, or numpy / PIL
             if inspect.isfunction(value) or inspect.isclass(value):
-                if inspect.getmodule(value) is module:
+                if inspect.getmodule(value) in _COPIED:
                     todo.append(value)
                 elif not (inspect.isclass(value) and issubclass(value, Exception)):
                     raise TypeError(f"{obj.__name__} uses {name} from another module")
@@ -191,10 +163,10 @@ def _source(name: str, value) -> str:
 
 @functools.cache
 def preprocessing_source() -> str:
-    """How the standalone file prepares an image, as Python: ``drawing.ink`` and ``drawing.to_mnist`` (the Draw
-    page's own code), ``on_paper`` and ``paper_to_ink``, with every constant, error and helper they use, copied
-    from their source so that the two cannot drift apart."""
-    found = _dependencies(drawing.ink, drawing.to_mnist, on_paper, paper_to_ink)
+    """How the standalone file prepares an image, as Python: ``photo.photo_grey`` and ``photo.photo_to_mnist`` (the
+    Draw page's own code for a photo, ``drawing.to_mnist`` within), with every constant, error and helper they use,
+    copied from their source so that the two cannot drift apart."""
+    found = _dependencies(photo.photo_grey, photo.photo_to_mnist)
 
     def order(key):  # constants, then classes, then functions; each in its module's order
         module, name = key
@@ -202,7 +174,11 @@ def preprocessing_source() -> str:
         kind = 2 if inspect.isfunction(value) else 1 if inspect.isclass(value) else 0
         return kind, module, list(vars(sys.modules[module])).index(name)
 
-    keys = sorted(found, key=order)
+    keys, names = [], set()
+    for key in sorted(found, key=order):  # a constant one module imports from the other: once
+        if key[1] not in names:
+            keys.append(key)
+            names.add(key[1])
     constants = [_source(name, found[(m, name)]) for m, name in keys if not callable(found[(m, name)])]
     code = [_source(name, found[(m, name)]) for m, name in keys if callable(found[(m, name)])]
     return "\n".join(constants) + "\n\n\n" + "\n\n".join(code).rstrip()
@@ -250,4 +226,4 @@ def standalone_script(spec: ArchSpec) -> str:
     title = "".join(c for c in spec.name if c.isprintable() and c not in '"\\') or "network"
     return _TEMPLATE.format(name=title, params=count_params(spec), filename=filename(spec),
                             spec=pprint.pformat(spec.to_dict(), width=100, sort_dicts=False), mean=MEAN, std=STD,
-                            photo_side=PHOTO_SIDE, layers="\n".join(lines), preprocessing=preprocessing_source())
+                            layers="\n".join(lines), preprocessing=preprocessing_source())

@@ -10,7 +10,7 @@ import streamlit as st
 from mnistlab import analysis, arch, checkpoint, export, rules
 from mnistlab.jobs import JobError
 from mnistlab.store import StoreError
-from mnistlab.ui import figures, identity, labels, outcome, resources, teacher
+from mnistlab.ui import figures, identity, labels, onnxdownload, outcome, resources, teacher
 
 st.title("Runs")
 manager = resources.job_manager()
@@ -100,7 +100,7 @@ if run.history:
     st.plotly_chart(figures.training_curves(run.history), width="stretch", key="run_curves")
 
 spec_json = json.dumps(run.spec, indent=2)
-files = st.columns(3)
+files = st.columns(4)
 files[0].download_button("Spec (JSON)", spec_json, file_name=f"{export.filename(spec)[:-3]}.json",
                          mime="application/json", key="dl_spec")
 files[1].download_button("Standalone PyTorch file", export.standalone_script(spec), file_name=export.filename(spec),
@@ -119,6 +119,7 @@ except StoreError as e:
 files[2].download_button("Checkpoint (.pt)", weights, file_name=f"{run.id}.pt",
                          mime="application/octet-stream", key="dl_checkpoint",
                          help=None if run.status == "finished" else f"The weights after epoch {run.epochs_done}.")
+onnxdownload.offer(files[3], run.id, path, run.epochs_done, run.status == "finished")
 
 # ------------------------------------------------------------------------------------------------ its mistakes
 st.markdown("**Where it goes wrong: the confusion matrix on the 10,000 test images**")
