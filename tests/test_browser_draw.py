@@ -131,3 +131,28 @@ def test_at_phone_width_the_prediction_is_in_view_after_a_stroke(server, browser
 
     assert not [p for p in parts if overlaps(p, slider)]  # no part of the pad lies over the pen slider
     page.close()
+
+
+@pytest.mark.slow
+def test_a_drawing_and_the_pen_width_survive_a_look_at_the_photo_side(server, browser):
+    """Guards the Draw | Photo switch: the pad leaves the page while Photo is chosen, and its strokes and the pen
+    width were lost on the way back."""
+    page, pad = open_draw(browser, server)
+    pen = page.locator('[data-testid="stSlider"]').filter(has_text="pen width").get_by_role("slider")
+    pen.focus()
+    page.keyboard.press("ArrowRight")  # 18 -> 19
+    page.wait_for_function("thumb => thumb.value === '19'", arg=pen.element_handle(), timeout=WAIT_MS)
+    page.wait_for_selector(IDLE, timeout=WAIT_MS)
+    stroke(page, pad.bounding_box(), ONE)
+    wait_for_prediction(page, "1")
+    page.get_by_role("radio", name="Photo").click()
+    page.locator('[data-testid="stFileUploader"]').wait_for(timeout=WAIT_MS)
+    page.wait_for_function(f"() => !({PREDICTION_SHOWN})()", timeout=WAIT_MS)
+    page.get_by_role("radio", name="Draw").click()
+    wait_for_prediction(page, "1")  # read again from the pad's own drawing, with no new stroke
+    assert min(ink(page, ONE)) > 200
+    assert pen.input_value() == "19"
+    page.get_by_role("button", name="Clear").click()  # a restored drawing clears like any other
+    page.wait_for_function(f"() => !({PREDICTION_SHOWN})()", timeout=WAIT_MS)
+    assert max(ink(page, ONE)) == 0
+    page.close()

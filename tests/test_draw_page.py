@@ -31,7 +31,7 @@ def isolated_runs(tmp_path, monkeypatch, data_root):
 
 def draw_page(monkeypatch, sent=None) -> AppTest:
     """Draw, run once, its pad having sent ``sent`` (what a browser, or a crafted request, could send)."""
-    monkeypatch.setattr(drawpad, "drawing_pad", lambda pen, key="drawing_pad": sent)
+    monkeypatch.setattr(drawpad, "drawing_pad", lambda pen, key="drawing_pad", restore=None: sent)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page("views/3_Draw.py")
     return at.run()

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from mnistlab import analysis, checkpoint, drawing
-from mnistlab.ui import drawpad, figures, labels, resources
+from mnistlab.ui import convstep, drawpad, figures, labels, photo, resources, rfexplorer, robustness
 
 SCALE = 6  # the 28x28 images are shown 168 px a side, each pixel a 6x6 block
 
@@ -23,7 +23,9 @@ if not models:
 # Opened from the Train page, Draw starts on the network this session just trained.
 just_trained = f"run:{st.session_state.get('job_id')}"
 choice = st.selectbox("Model", list(models), format_func=lambda key: models[key][0], key="model_choice",
-                      index=list(models).index(just_trained) if just_trained in models else 0)
+                      index=list(models).index(just_trained) if just_trained in models else 0,
+                      help="Each network learnt on its own: draw the same digit for a preset and for your run, and "
+                           "see where they disagree.")
 try:
     path = models[choice][1]
     model = resources.load_model(path, Path(path).lstat().st_mtime)
@@ -64,13 +66,19 @@ def head(model, image) -> None:
 @st.fragment
 def draw(model) -> None:
     # A stroke reruns only this fragment: the model list and the registry above are not read again.
+    source = photo.source()
     pad_side, answer_side = st.columns([1, 1], gap="large")
     with pad_side:
-        sent = drawpad.drawing_pad(st.session_state.get("pen", 18))
         try:
-            if sent is None:
-                raise drawing.BlankDrawing()
-            image = drawing.to_mnist(drawing.image_from_data_url(sent))
+            if source == photo.PHOTO:  # the upload or the webcam, and its crop, in place of the pad
+                image = photo.photo_digit()
+            else:
+                sent = drawpad.drawing_pad(st.session_state.get("pen", 18), restore=st.session_state.get("drawn"))
+                st.session_state.drawn = None  # kept only once it checks: a pad back on the page redraws it
+                if sent is None:
+                    raise drawing.BlankDrawing()
+                image = drawing.to_mnist(drawing.image_from_data_url(sent))
+                st.session_state.drawn = sent
         except drawing.DrawingError as e:
             image, problem = None, e
         # Directly under the pad, so that on a phone, where the columns stack, the answer is in view after a stroke.
@@ -85,13 +93,21 @@ def draw(model) -> None:
                 st.warning(f"Not sure this is a digit: the network's best guess gets only {probs[top]:.0%}. It "
                            "knows only digits, so it always names one, and a scribble can still get a confident "
                            "answer.")
-        st.slider("pen width", 6, 40, 18, key="pen")
-        st.caption("White ink on black, like MNIST. Draw big or small, anywhere: the digit is cropped, scaled to "
-                   "20×20 and centred by its centre of mass, as MNIST was made.")
+        if source == photo.PHOTO:
+            photo.crop_controls()
+        else:
+            st.slider("pen width", 6, 40, 18, key="pen", persist_state="session",
+                      help="MNIST's strokes are a few of its 28 pixels wide: try a thin or a fat pen and see "
+                           "whether the network still knows the digit.")
+            st.caption("White ink on black, like MNIST. Draw big or small, anywhere: the digit is cropped, scaled "
+                       "to 20×20 and centred by its centre of mass, as MNIST was made.")
     if image is not None:
         with answer_side:
             look_inside(model, image, probs)
         head(model, image)
+        convstep.section(model, image)  # from the first layer's arithmetic, to what a unit sees, to how sure it is
+        rfexplorer.section(model, image)
+        robustness.section(model, image)
 
 
 draw(model)

@@ -56,7 +56,8 @@ function build(size) {
   clear.textContent = 'Clear';
   bar.append(undo, clear);
   el.append(canvas, bar);
-  const pad = {el, canvas, ctx: canvas.getContext('2d'), strokes: [], current: null, pen: 18, send: () => {}};
+  const pad = {el, canvas, ctx: canvas.getContext('2d'), strokes: [], base: null, current: null, pen: 18,
+               send: () => {}};
 
   const at = (e) => {
     const r = canvas.getBoundingClientRect();
@@ -70,12 +71,23 @@ function build(size) {
   const paint = () => {
     pad.ctx.fillStyle = '#000';
     pad.ctx.fillRect(0, 0, canvas.width, canvas.height);
+    if (pad.base) pad.ctx.drawImage(pad.base, 0, 0, canvas.width, canvas.height);
     for (const s of pad.strokes) {
       for (let i = 0; i < s.points.length; i++) segment(s.width, s.points[Math.max(0, i - 1)], s.points[i]);
     }
-    undo.disabled = clear.disabled = pad.strokes.length === 0;
+    undo.disabled = pad.strokes.length === 0;
+    clear.disabled = pad.strokes.length === 0 && !pad.base;
   };
-  const send = () => pad.send(pad.strokes.length ? canvas.toDataURL('image/png') : null);
+  const send = () => pad.send(pad.strokes.length || pad.base ? canvas.toDataURL('image/png') : null);
+  pad.restore = (url) => {  // the drawing this pad had before it left the page, as the page kept it
+    if (typeof url !== 'string' || !url.startsWith('data:image/png;base64,')) return;
+    const img = new Image();
+    img.onload = () => {
+      if (pad.strokes.length || pad.base) return;  // the student has drawn since: theirs wins
+      pad.base = img; paint(); send();
+    };
+    img.src = url;
+  };
 
   canvas.addEventListener('pointerdown', (e) => {
     if (pad.current || (e.pointerType === 'mouse' && e.button !== 0)) return;
@@ -105,14 +117,15 @@ function build(size) {
   canvas.addEventListener('pointercancel', end);
   canvas.addEventListener('lostpointercapture', end);  // a stroke never stays open, whatever took the pointer
   undo.addEventListener('click', () => { pad.strokes.pop(); paint(); send(); });
-  clear.addEventListener('click', () => { pad.strokes = []; paint(); send(); });
+  clear.addEventListener('click', () => { pad.strokes = []; pad.base = null; paint(); send(); });
   paint();
   return pad;
 }
 
 export default function ({ parentElement, data, setStateValue }) {
   let pad = PADS.get(parentElement);
-  if (!pad) {
+  const fresh = !pad;
+  if (fresh) {
     pad = build(data.size);
     PADS.set(parentElement, pad);
   }
@@ -120,15 +133,19 @@ export default function ({ parentElement, data, setStateValue }) {
   if (!root.contains(pad.el)) root.appendChild(pad.el);
   pad.pen = data.pen;
   pad.send = (png) => setStateValue('png', png);
+  if (fresh) pad.restore(data.restore);
 }
 """
 
 _pad = st.components.v2.component("mnistlab_drawing_pad", html=_HTML, css=_CSS, js=_JS)
 
 
-def drawing_pad(pen: int, key: str = "drawing_pad") -> object:
+def drawing_pad(pen: int, key: str = "drawing_pad", restore: str | None = None) -> object:
     """The pad, drawing with a pen ``pen`` pixels wide. Returns what the browser last sent: a PNG data URL, or None
-    while the pad is empty. Anything else a crafted request may send comes back as it is, for the caller to refuse."""
-    result = _pad(key=key, data={"pen": int(pen), "size": SIZE}, default={"png": None},
+    while the pad is empty. Anything else a crafted request may send comes back as it is, for the caller to refuse.
+
+    ``restore``: a drawing this pad sent before (checked by the caller) that a newly mounted pad starts from and sends
+    again, so that a pad that left the page (the student looked at a photo meanwhile) comes back with its digit."""
+    result = _pad(key=key, data={"pen": int(pen), "size": SIZE, "restore": restore}, default={"png": None},
                   on_png_change=lambda: None, width="content", height="content")
     return result.get("png")
