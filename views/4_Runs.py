@@ -25,7 +25,9 @@ st.subheader("Leaderboard")
 eligible_only = st.toggle(f"Challenge-eligible finished runs only (all {rules.TRAINING_IMAGES:,} training images, "
                           f"fewer than {rules.EPOCH_LIMIT} epochs, those of a mentor network included, fewer than "
                           f"{rules.PARAM_LIMIT:,} parameters, no fully connected layer, a receptive field of at least "
-                          f"{rules.MIN_RECEPTIVE_FIELD} px)", key="eligible_only")
+                          f"{rules.MIN_RECEPTIVE_FIELD} px)", key="eligible_only",
+                          help="A high accuracy on a quick run or a giant network is easy; the challenge is reaching "
+                               "it within every rule at once.")
 ranked = sorted(runs, key=rules.rank_key)
 board = [r for r in ranked if not eligible_only or (r.challenge_eligible and r.status == "finished")]
 if not board:
@@ -50,7 +52,9 @@ st.subheader("Compare")
 with_curves = {r.id: r for r in ranked if r.history}
 finished = [i for i, r in with_curves.items() if r.status == "finished"]
 chosen = st.multiselect("Runs to overlay", list(with_curves), default=finished[:2],
-                        format_func=lambda i: labels.run_label(with_curves[i]), key="compare")
+                        format_func=lambda i: labels.run_label(with_curves[i]), key="compare",
+                        help="Two curves side by side show what one change did: faster learning, a higher last "
+                             "epoch, or a gap between training and test that means overfitting.")
 if chosen:
     st.plotly_chart(figures.compare_curves([(labels.run_label(with_curves[i]), with_curves[i].history)
                                             for i in chosen]), width="stretch", key="compare_chart")
@@ -62,7 +66,9 @@ ids = list(by_id)
 mine = [i for i, r in by_id.items() if r.owner == owner]
 default = ids.index(mine[0]) if mine else 0
 run = by_id[st.selectbox("Run", ids, index=default, format_func=lambda i: labels.run_label(by_id[i]),
-                         key="run_choice")]
+                         key="run_choice",
+                         help="Its mistakes say more than its accuracy: click a cell of the confusion matrix to "
+                              "see which digits it confuses, and why a person might too.")]
 
 st.text(f"{run.name} by {run.student_name or 'anonymous'}: {run.status}, {run.epochs_done}/{run.epochs} epochs, "
         f"{run.params:,} parameters{', on ' + run.device if run.device else ''}")
