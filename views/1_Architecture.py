@@ -3,13 +3,14 @@
 import streamlit as st
 
 from mnistlab import arch, rules
-from mnistlab.ui import editor, figures, links
+from mnistlab.ui import figures, lessonlink, links
+from mnistlab.ui import rfexplorer
 
 st.title("Architecture")
 
 left, right = st.columns([3, 2], gap="medium")
 with left:
-    spec, error = editor.editor()
+    spec, error = lessonlink.architecture_controls()  # the editor, unless a lesson fixes or hides it
 summary = arch.summary(spec)
 with right:
     st.metric("Parameters", f"{summary.total_params:,}",
@@ -36,3 +37,4 @@ st.dataframe(
 with st.expander("The network as JSON"):
     st.code(links.spec_text(spec), language="json")
 st.page_link("views/2_Train.py", label="Train this network →", icon="🏋️")
+rfexplorer.growth_chart(spec)

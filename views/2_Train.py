@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from mnistlab import arch, distill, rules, train
+from mnistlab import arch, distill, lessons, rules, train
 from mnistlab.errors import MnistLabError
 from mnistlab.jobs import JobError
-from mnistlab.ui import figures, identity, labels, links, outcome, resources, trainform
+from mnistlab.ui import figures, identity, labels, lessonlink, links, outcome, resources, trainform
 
 st.title("Train")
 manager = resources.job_manager()
+fixed = lessonlink.fixed_by_lesson()  # a lesson's network and recipe, if a lesson fixes them
 spec = links.current_spec()
 summary = arch.summary(spec)
 owner = identity.owner_id()
@@ -18,15 +19,16 @@ st.session_state.job_id = latest.id if latest else None
 st.caption(f"Jobs from every session run {labels.at_a_time(manager.workers)} on: {manager.device}")
 st.text(f"Network: {spec.name}, {summary.total_params:,} parameters "  # the name may come from a shared link
         f"({'within' if summary.total_params < rules.PARAM_LIMIT else 'over'} the {rules.PARAM_LIMIT:,} budget). "
-        "Change it on the Architecture page.")
+        + ("Change it on the Architecture page." if fixed is None else "The lesson fixes it."))
 
-recipe = train.recipe(spec.name)
+recipe = lessons.recipe_for(spec) or train.recipe(spec.name)
+lessonlink.recipe_note(spec)
 try:
     mentor_epochs = sum(epochs for _, epochs, _ in distill.lineage("best"))
 except distill.MentorError:  # the shipped weights are missing or damaged: nothing to learn from
     mentor_epochs = None
 identity.name_field()
-cfg = trainform.form(recipe, spec.name, manager.max_epochs, mentor_epochs, latest)
+cfg = trainform.form(recipe, spec.name, manager.max_epochs, mentor_epochs, latest, fixed=fixed)
 if cfg is not None:
     try:
         st.session_state.job_id = manager.submit(spec, cfg, owner=owner, student_name=identity.student_name())

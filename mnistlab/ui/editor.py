@@ -13,7 +13,7 @@ import streamlit as st
 
 from .. import arch
 from ..arch import ArchSpec, SpecError
-from . import links
+from . import links, why
 
 PREFIX = "ed_"
 MAX_WIDGET_WIDTH = 512  # the validator, not the widget, says where the real limit (256) is
@@ -72,15 +72,17 @@ def _remove_conv(i: int) -> None:
     load_draft(d, edited_block=i + 1)
 
 
-def editor() -> tuple[ArchSpec, str | None]:
-    """Render the editor; return (the spec in force, the validation message or None)."""
+def editor(disabled: bool = False) -> tuple[ArchSpec, str | None]:
+    """Render the editor (every control ``disabled`` when a lesson fixes the network); return (the spec in force,
+    the validation message or None)."""
     if "draft" not in st.session_state:
         st.session_state.draft = links.current_spec().to_dict()
     d = st.session_state.draft
-    _preset_picker(d)
-    controls = [_block_controls(i, block, len(d["blocks"])) for i, block in enumerate(d["blocks"])]
-    st.button("+ add block", on_click=_add_block, disabled=len(d["blocks"]) >= arch.MAX_BLOCKS)
-    general = _general_controls(d)
+    _preset_picker(d, disabled)
+    controls = [_block_controls(i, block, len(d["blocks"]), disabled) for i, block in enumerate(d["blocks"])]
+    st.button("+ add block", on_click=_add_block, disabled=disabled or len(d["blocks"]) >= arch.MAX_BLOCKS,
+              help=why.EDITOR["add_block"])
+    general = _general_controls(d, disabled)
     general_slot = st.empty()
 
     new = {**d, "blocks": [block for block, _ in controls], **general}
@@ -92,7 +94,7 @@ def editor() -> tuple[ArchSpec, str | None]:
     return _validate(new, [slot for _, slot in controls], general_slot)
 
 
-def _preset_picker(d: dict) -> None:
+def _preset_picker(d: dict, disabled: bool = False) -> None:
     """The preset select box and its Load button (loading replaces the draft)."""
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     names = list(arch.PRESETS)
@@ -100,53 +102,58 @@ def _preset_picker(d: dict) -> None:
     current = names.index(d["name"]) if d.get("name") in names else None
     c1.selectbox("Start from a preset", names, index=current, key="preset_choice", placeholder="a custom network",
                  format_func=lambda n: f"{n} ({arch.count_params(arch.PRESETS[n]):,} params)",
-                 help="\n\n".join(f"**{n}**: {note}" for n, note in arch.PRESET_NOTES.items()))
+                 disabled=disabled, help=why.EDITOR["preset"] + "\n\n"
+                 + "\n\n".join(f"**{n}**: {note}" for n, note in arch.PRESET_NOTES.items()))
     c2.button("Load preset", on_click=_load_preset, width="stretch",
-              disabled=st.session_state.get("preset_choice") is None)
+              disabled=disabled or st.session_state.get("preset_choice") is None)
     chosen = st.session_state.get("preset_choice")
     if chosen and chosen != d.get("name"):
         st.caption(f"Press **Load preset** to replace the network below with `{chosen}`.")
 
 
-def _block_controls(i: int, block: dict, n_blocks: int):
+def _block_controls(i: int, block: dict, n_blocks: int, disabled: bool = False):
     """Block ``i``'s widgets; return (the block as its widgets now say, the slot for a message about it)."""
     with st.container(border=True):
         st.markdown(f"**Block {i + 1}**: 3×3 convolutions, then optional max-pool and 1×1 transition")
         cols = st.columns(max(len(block["widths"]), 1) + 3)
         widths = [
-            int(cols[j].number_input(f"conv {j + 1} width", 1, MAX_WIDGET_WIDTH, step=1,
-                                     key=_seed(f"w_{i}_{j}", int(block["widths"][j]))))
+            int(cols[j].number_input(f"conv {j + 1} width", 1, MAX_WIDGET_WIDTH, step=1, disabled=disabled,
+                                     key=_seed(f"w_{i}_{j}", int(block["widths"][j])), help=why.EDITOR["width"]))
             for j in range(len(block["widths"]))
         ]
         k = len(widths)
         padding = cols[k].selectbox("padding", [1, 0], key=_seed(f"pad_{i}", int(block.get("padding", 1))),
-                                    help="1 keeps the map size; 0 shrinks it by 2 pixels per conv")
-        pool = cols[k + 1].checkbox("max-pool", key=_seed(f"pool_{i}", bool(block.get("pool", True))))
+                                    disabled=disabled, help=why.EDITOR["padding"])
+        pool = cols[k + 1].checkbox("max-pool", key=_seed(f"pool_{i}", bool(block.get("pool", True))),
+                                    disabled=disabled, help=why.EDITOR["pool"])
         transition = int(cols[k + 2].number_input(
-            "1×1 width (0 = none)", 0, MAX_WIDGET_WIDTH, step=1,
+            "1×1 width (0 = none)", 0, MAX_WIDGET_WIDTH, step=1, disabled=disabled, help=why.EDITOR["transition"],
             key=_seed(f"t_{i}", int(block.get("transition") or 0))))
         add, rm, rmb, _ = st.columns([1, 1, 1.5, 2])
-        add.button("+ conv", key=f"addc{i}", on_click=_add_conv, args=(i,),
-                   disabled=len(block["widths"]) >= arch.MAX_CONVS_PER_BLOCK)
-        rm.button("− conv", key=f"rmc{i}", on_click=_remove_conv, args=(i,), disabled=len(block["widths"]) <= 1)
-        rmb.button("remove block", key=f"rmb{i}", on_click=_remove_block, args=(i,), disabled=n_blocks <= 1)
+        add.button("+ conv", key=f"addc{i}", on_click=_add_conv, args=(i,), help=why.EDITOR["add_conv"],
+                   disabled=disabled or len(block["widths"]) >= arch.MAX_CONVS_PER_BLOCK)
+        rm.button("− conv", key=f"rmc{i}", on_click=_remove_conv, args=(i,), help=why.EDITOR["remove_conv"],
+                  disabled=disabled or len(block["widths"]) <= 1)
+        rmb.button("remove block", key=f"rmb{i}", on_click=_remove_block, args=(i,), help=why.EDITOR["remove_block"],
+                   disabled=disabled or n_blocks <= 1)
         slot = st.empty()
     return {"widths": widths, "padding": padding, "pool": pool, "transition": transition or None}, slot
 
 
-def _general_controls(d: dict) -> dict:
+def _general_controls(d: dict, disabled: bool = False) -> dict:
     """The whole network's widgets (dropout, batch-norm, bias, head, order); return their values."""
     g1, g2 = st.columns(2)
     g3, g4 = st.columns(2)
-    dropout = g1.slider("dropout", 0.0, 0.5, step=0.01, key=_seed("dropout", float(d.get("dropout", 0.1))))
-    batchnorm = g2.toggle("batch-norm", key=_seed("batchnorm", bool(d.get("batchnorm", True))))
-    bias = g2.toggle("conv bias", key=_seed("bias", bool(d.get("bias", True))),
-                     help="A learned offset per channel. Batch-norm's own shift makes it redundant; "
-                          "without batch-norm, turn it on.")
-    head = g3.selectbox("head", list(arch.HEADS), key=_seed("head", d.get("head", "conv3")),
-                        format_func=lambda h: HEAD_LABELS[h])
+    dropout = g1.slider("dropout", 0.0, 0.5, step=0.01, key=_seed("dropout", float(d.get("dropout", 0.1))),
+                        disabled=disabled, help=why.EDITOR["dropout"])
+    batchnorm = g2.toggle("batch-norm", key=_seed("batchnorm", bool(d.get("batchnorm", True))), disabled=disabled,
+                          help=why.EDITOR["batchnorm"])
+    bias = g2.toggle("conv bias", key=_seed("bias", bool(d.get("bias", True))), disabled=disabled,
+                     help=why.EDITOR["bias"])
+    head = g3.selectbox("head", list(arch.HEADS), key=_seed("head", d.get("head", "conv3")), disabled=disabled,
+                        format_func=lambda h: HEAD_LABELS[h], help=why.EDITOR["head"])
     order = g4.selectbox("order", list(arch.ORDERS), key=_seed("order", d.get("order", "relu_bn")),
-                         format_func=lambda o: ORDER_LABELS[o])
+                         disabled=disabled, format_func=lambda o: ORDER_LABELS[o], help=why.EDITOR["order"])
     return {"dropout": float(dropout), "batchnorm": bool(batchnorm), "bias": bool(bias), "head": head,
             "order": order}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from .. import rules, train
+from . import why
 
 BATCH_SIZES = [64, 128, 256, 512]
 QUICK_IMAGES = 5000
@@ -31,9 +32,29 @@ def _from_run(run, max_epochs: int) -> dict | None:
     return {"network": run.name, "values": {**values, "lr": float(values["lr"])}} if fits else None
 
 
-def _seed(recipe: train.TrainConfig, network: str, mentor_available: bool, saved: dict | None) -> None:
-    values = {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": recipe.lr,
-              "augment": recipe.augment > 0, "learn_from_best": recipe.distill_from is not None, "quick": False}
+def _recipe_values(recipe: train.TrainConfig) -> dict:
+    return {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": recipe.lr,
+            "augment": recipe.augment > 0, "learn_from_best": recipe.distill_from is not None, "quick": False}
+
+
+def use_recipe(recipe: train.TrainConfig, network: str) -> None:
+    """Make the form show this recipe's values for this network from now on (quick mode stays the student's)."""
+    saved = st.session_state.get(_SAVED)
+    quick = bool(saved and saved["values"].get("quick"))
+    st.session_state[_SAVED] = {"network": network, "values": {**_recipe_values(recipe), "quick": quick}}
+    for name in _recipe_values(recipe):
+        st.session_state.pop(_KEY + name, None)
+
+
+def _seed(recipe: train.TrainConfig, network: str, mentor_available: bool, saved: dict | None,
+          fixed: bool = False) -> None:
+    values = _recipe_values(recipe)
+    if fixed:  # a lesson fixes the recipe: its values, whatever the widgets held; quick mode stays the student's
+        quick = st.session_state.get(_KEY + "quick", bool(saved and saved["values"].get("quick")))
+        values["learn_from_best"] = values["learn_from_best"] and mentor_available
+        for name, value in {**values, "quick": quick}.items():
+            st.session_state[_KEY + name] = value
+        return
     if saved:
         values["quick"] = saved["values"]["quick"]
         if saved["network"] == network:
@@ -43,31 +64,18 @@ def _seed(recipe: train.TrainConfig, network: str, mentor_available: bool, saved
         st.session_state.setdefault(_KEY + name, value)
 
 
-def form(recipe: train.TrainConfig, network: str, max_epochs: int, mentor_epochs: int | None, last_run=None
-         ) -> train.TrainConfig | None:
+def form(recipe: train.TrainConfig, network: str, max_epochs: int, mentor_epochs: int | None, last_run=None,
+         fixed: str | None = None) -> train.TrainConfig | None:
     """Render the form; the config to train when Start was pressed, else None. Its values: those last submitted in
-    this session, else those of ``last_run`` (the student's latest run, after a reload), else the recipe's."""
+    this session, else those of ``last_run`` (the student's latest run, after a reload), else the recipe's. When a
+    lesson fixes the recipe (``fixed``: "fixed" or "hidden"), the recipe's, shown disabled or not shown."""
     saved = st.session_state.get(_SAVED) or (_from_run(last_run, max_epochs) if last_run is not None else None)
-    _seed(recipe, network, mentor_epochs is not None, saved)
+    _seed(recipe, network, mentor_epochs is not None, saved, fixed=fixed is not None)
     with st.form("settings"):
-        c1, c2, c3, c4 = st.columns(4)
-        c1.number_input("epochs", 1, max_epochs, key=_KEY + "epochs",
-                        help=f"Passes over the training images; the challenge allows fewer than {rules.EPOCH_LIMIT}.")
-        c2.selectbox("batch size", BATCH_SIZES, key=_KEY + "batch_size",
-                     help="Images per step: larger batches take fewer, bigger steps.")
-        c3.number_input("learning rate (peak)", 0.001, 1.0, step=0.01, format="%.3f", key=_KEY + "lr",
-                        help="The largest step size of the one-cycle schedule (it rises, then falls).")
-        c4.toggle("augmentation", key=_KEY + "augment",
-                  help="random rotation, scale and shift of each training image")
-        st.toggle(
-            "learn from the shipped best network too (distillation)", disabled=mentor_epochs is None,
-            key=_KEY + "learn_from_best",
-            help="Besides the labels, your network learns from the best network's probabilities (\"a 7, a little "
-                 f"like a 1\"), which tells a small network more per image. Its {mentor_epochs} training epochs count "
-                 f"towards the {rules.EPOCH_LIMIT}-epoch limit." if mentor_epochs
-                 else "Not available: the shipped best network's weights are missing or damaged.")
+        if fixed != "hidden":
+            _recipe_fields(max_epochs, mentor_epochs, disabled=fixed is not None)
         st.toggle(f"quick mode: train on {QUICK_IMAGES:,} images (fast, but not challenge-eligible)",
-                  key=_KEY + "quick")
+                  key=_KEY + "quick", help=why.TRAIN["quick"])
         if not st.form_submit_button("Start training", type="primary"):
             return None
     values = {name: st.session_state[_KEY + name]
@@ -78,3 +86,20 @@ def form(recipe: train.TrainConfig, network: str, max_epochs: int, mentor_epochs
         "lr": float(values["lr"]), "augment": (recipe.augment or 0.5) if values["augment"] else 0.0,
         "distill_from": (recipe.distill_from or "best") if values["learn_from_best"] and mentor_epochs else None,
         "train_subset": QUICK_IMAGES if values["quick"] else None})
+
+
+def _recipe_fields(max_epochs: int, mentor_epochs: int | None, disabled: bool) -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.number_input("epochs", 1, max_epochs, key=_KEY + "epochs", disabled=disabled,
+                    help=why.TRAIN["epochs"] + f" The challenge allows fewer than {rules.EPOCH_LIMIT}.")
+    c2.selectbox("batch size", BATCH_SIZES, key=_KEY + "batch_size", disabled=disabled, help=why.TRAIN["batch_size"])
+    c3.number_input("learning rate", 0.001, 1.0, step=0.01, format="%.3f", key=_KEY + "lr",
+                    disabled=disabled, help=why.TRAIN["lr"])
+    c4.toggle("augmentation", key=_KEY + "augment", disabled=disabled, help=why.TRAIN["augment"])
+    st.toggle(
+        "learn from the shipped best network too (distillation)", disabled=disabled or mentor_epochs is None,
+        key=_KEY + "learn_from_best",
+        help="Besides the labels, your network learns from the best network's probabilities (\"a 7, a little "
+             f"like a 1\"), which tells a small network more per image. Its {mentor_epochs} training epochs count "
+             f"towards the {rules.EPOCH_LIMIT}-epoch limit." if mentor_epochs
+             else "Not available: the shipped best network's weights are missing or damaged.")
