@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -95,12 +96,13 @@ def _torchscript(model: nn.Module, example: torch.Tensor) -> bytes:
 def export_checkpoint(path: str | os.PathLike, timeout: float = EXPORT_SECONDS) -> bytes:
     """The network of checkpoint ``path`` as an ONNX file, exported in a child process stopped after ``timeout``
     seconds (the wait for another export included). Raises OnnxExportError with a message for a student."""
+    started = time.monotonic()
     if not _ONE_AT_A_TIME.acquire(timeout=timeout):
         raise OnnxExportError("another ONNX export is running on the server; try again in a moment")
     try:
         with tempfile.TemporaryDirectory(prefix="mnistlab-onnx-") as folder:
             out = Path(folder) / "model.onnx"
-            _run_child(Path(path), out, timeout)
+            _run_child(Path(path), out, max(1.0, timeout - (time.monotonic() - started)))
             if not out.is_file() or out.stat().st_size > MAX_ONNX_BYTES:
                 raise OnnxExportError("the exporter wrote no usable file")
             return out.read_bytes()
@@ -114,7 +116,8 @@ def _run_child(path: Path, out: Path, timeout: float) -> None:
            "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
     try:
         done = subprocess.run([sys.executable, "-m", "mnistlab.onnxfile", str(path), str(out)], env=env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              timeout=timeout)
     except subprocess.TimeoutExpired:  # subprocess.run has killed the child
         raise OnnxExportError(f"the export took longer than {timeout:g} s and was stopped; try again when the "
                               "server is less busy") from None

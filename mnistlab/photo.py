@@ -20,11 +20,15 @@ home as on the Draw page. ``image_from_photo`` is the Draw page's bounded entry:
 from __future__ import annotations
 
 import io
+import logging
+import threading
 
 import numpy as np
 from PIL import Image
 
 from .drawing import INK_THRESHOLD, DrawingError, ink, to_mnist
+
+log = logging.getLogger(__name__)
 
 __all__ = ["photo_grey", "photo_ink", "photo_to_mnist", "auto_crop", "crop", "image_from_photo", "paper_shade",
            "on_paper", "paper_to_ink", "MAX_PHOTO_BYTES", "MAX_PHOTO_PIXELS"]
@@ -32,6 +36,9 @@ __all__ = ["photo_grey", "photo_ink", "photo_to_mnist", "auto_crop", "crop", "im
 PHOTO_SIDE = 1024  # a photo is shrunk to this many pixels a side first: a digit needs far fewer
 MAX_PHOTO_BYTES = 10 * 1024 * 1024  # a phone's JPEG is 2-6 MB
 MAX_PHOTO_PIXELS = 50_000_000  # a 48-megapixel phone photo; refused from the header beyond (decoding costs memory)
+# A PNG or a progressive JPEG decodes at full size (a baseline JPEG at 1/8): up to 4 bytes a pixel, so fewer.
+MAX_FULL_DECODE_PIXELS = 16_000_000
+DECODING = threading.BoundedSemaphore(2)  # photos decoded at once on the server: a class uploading together waits
 PHOTO_FORMATS = ("PNG", "JPEG")  # (the JPEG reader also opens a phone's JPEG with a preview inside, MPO)
 FIT_SIDE = 64  # the background is fitted to a grid of cells this many long
 PAPER_PERCENTILE = 90  # a cell's paper: its lightest tenth (a stroke crossing it is darker)
@@ -127,13 +134,21 @@ def photo_grey(img: Image.Image) -> np.ndarray:
     """An opened image (a photo, a scan, a drawing; any mode) upright (its EXIF orientation), shrunk to at most
     PHOTO_SIDE a side, as its luminance, float32 (H, W) in [0, 1]. Transparent parts take the shade of the paper
     the drawn part lies on: white under dark ink, black under light ink."""
-    orientation = img.getexif().get(0x0112, 1)  # EXIF's Orientation: how the camera was held
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))  # EXIF's Orientation: how the camera was held
+    except Exception:  # a damaged EXIF block (Pillow raises struct.error and others): read the photo as it lies
+        orientation = 1
+    img.draft(None, (PHOTO_SIDE, PHOTO_SIDE))  # a JPEG decodes at 1/2 to 1/8 of its size, if that is still enough
+    if max(img.size) > 2 * PHOTO_SIDE:  # shrunk before any conversion, which would copy the full-size image
+        scale = 2 * PHOTO_SIDE / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        plain = img.mode in ("L", "LA", "RGB", "RGBA", "CMYK", "YCbCr")  # (others only resize pixel by pixel)
+        img = img.resize(size, Image.Resampling.BOX if plain else Image.Resampling.NEAREST)
     if img.mode.startswith("I") or img.mode == "F":  # 16- or 32-bit grey: to 8 bits by its own range
         grey = np.asarray(img, dtype=np.float32)
         img = Image.fromarray((grey * (255 / max(float(grey.max()), 255.0))).astype(np.uint8))
     elif img.mode in ("1", "P", "PA"):  # (a palette's colours, and its transparency, as colours)
         img = img.convert("RGBA")
-    img.draft(None, (PHOTO_SIDE, PHOTO_SIDE))  # a JPEG decodes at 1/2 to 1/8 of its size, if that is still enough
     img.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
     turn = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
@@ -201,13 +216,20 @@ def image_from_photo(raw: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(raw), formats=PHOTO_FORMATS) as img:  # reads the header only
             width, height = img.size
-            if width * height > MAX_PHOTO_PIXELS:
-                raise DrawingError(f"the photo is {width}x{height} pixels; at most "
-                                   f"{MAX_PHOTO_PIXELS / 1e6:.0f} megapixels, please")
-            return photo_grey(img)
+            full = img.format != "JPEG" or bool(img.info.get("progressive") or img.info.get("progression"))
+            most = MAX_FULL_DECODE_PIXELS if full else MAX_PHOTO_PIXELS
+            if width * height > most:
+                kind = " for a PNG or a progressive JPEG" if full else ""
+                raise DrawingError(f"the photo is {width}x{height} pixels; at most {most / 1e6:.0f} megapixels"
+                                   f"{kind}, please")
+            with DECODING:
+                return photo_grey(img)
     except DrawingError:
         raise
     except Image.DecompressionBombError:  # Pillow's own limit, far above ours, met while reading the header
         raise DrawingError(f"the photo has far more than {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels") from None
     except (OSError, ValueError, SyntaxError):  # PIL's ways of saying "not this"
+        raise DrawingError("that file is not a PNG or JPEG image that can be read") from None
+    except Exception:  # Pillow meeting a crafted file in a way not foreseen: the teacher's log has it
+        log.exception("a photo that could not be read")
         raise DrawingError("that file is not a PNG or JPEG image that can be read") from None

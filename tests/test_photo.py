@@ -73,6 +73,7 @@ def test_grey_unevenly_lit_noisy_paper_is_background_not_ink():
         read(encoded(blank, "JPEG", quality=85))
 
 
+@pytest.mark.slow
 def test_a_photo_of_an_mnist_digit_on_grey_paper_reads_as_the_digit_does(mnist, best):
     hits = 0
     for i in range(20):
@@ -216,6 +217,7 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("raw,message", [
     (png_header_only(20_000, 20_000), "megapixels"),
     (png_header_only(100_000, 600), "megapixels"),
+    (png_header_only(5_000, 4_000), "PNG"),  # 20 megapixels: a PNG decodes at full size, so fewer than a JPEG
     (b"\x89PNG\r\n\x1a\n" + bytes(photo.MAX_PHOTO_BYTES), "MB"),
     (b"hello, this is not an image", "not a PNG or JPEG"),
     (b"%PDF-1.4\n" + bytes(1000), "not a PNG or JPEG"),
@@ -227,6 +229,25 @@ def png_header_only(width: int, height: int) -> bytes:
 def test_a_file_that_is_too_big_or_not_a_photo_is_a_message(raw, message):
     with pytest.raises(DrawingError, match=message):
         photo.image_from_photo(raw)
+
+
+def test_a_photo_with_a_damaged_exif_block_is_read_as_it_lies():
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), "white").save(buf, "PNG", exif=b"MM\x00*\x00")  # Pillow raises struct.error on it
+    assert photo.image_from_photo(buf.getvalue()).shape == (30, 40)
+
+
+def test_a_large_image_is_shrunk_before_its_mode_is_converted(monkeypatch):
+    """A palette or 16-bit image converted at full size cost hundreds of MB per upload: the conversion must only
+    ever see the shrunk image."""
+    seen = []
+    convert = Image.Image.convert
+    monkeypatch.setattr(Image.Image, "convert", lambda img, *a, **k: seen.append(img.size) or convert(img, *a, **k))
+    for mode in ("P", "I;16"):
+        buf = io.BytesIO()
+        Image.new(mode, (3000, 2500)).save(buf, "PNG")
+        photo.image_from_photo(buf.getvalue())
+    assert seen and max(max(size) for size in seen) <= 2 * photo.PHOTO_SIDE
 
 
 def test_what_the_standalone_file_copies_is_this_code():

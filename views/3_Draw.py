@@ -71,9 +71,13 @@ def draw(model) -> None:
     with pad_side:
         try:
             if source == photo.PHOTO:  # the upload or the webcam, and its crop, in place of the pad
+                st.session_state.pad_away = True
                 image = photo.photo_digit()
             else:
-                sent = drawpad.drawing_pad(st.session_state.get("pen", 18), restore=st.session_state.get("drawn"))
+                # The kept drawing goes back to the browser only when the pad may be new: not with every stroke.
+                back = st.session_state.pop("pad_away", False)
+                sent = drawpad.drawing_pad(st.session_state.get("pen", 18),
+                                           restore=st.session_state.get("drawn") if back else None)
                 st.session_state.drawn = None  # kept only once it checks: a pad back on the page redraws it
                 if sent is None:
                     raise drawing.BlankDrawing()
@@ -110,4 +114,5 @@ def draw(model) -> None:
         robustness.section(model, image)
 
 
+st.session_state.pad_away = True  # a run of the whole page: the pad may have been on another page meanwhile
 draw(model)

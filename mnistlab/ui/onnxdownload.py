@@ -36,6 +36,7 @@ def offer(column, run_id: str, path: Path, epochs_done: int, finished: bool) -> 
         with column, st.spinner("Exporting to ONNX…"):
             data = _exported(str(path), mtime)
     except onnxfile.OnnxExportError as e:
+        st.session_state.pop("onnx_asked", None)  # tried again only when asked again, not on every rerun
         column.error(f"The ONNX export failed: {e}")
         return
     column.download_button("ONNX file (.onnx)", data, file_name=f"{run_id}.onnx", mime="application/octet-stream",

@@ -67,6 +67,7 @@ def _held(file) -> np.ndarray:
     held = st.session_state.get(HELD)
     if held is not None and held[0] == file.file_id and CROP_X in st.session_state and CROP_Y in st.session_state:
         return held[1]
+    st.session_state.pop(HELD, None)  # a new file that fails leaves no crop of the last photo on the page
     if file.size > lib.MAX_PHOTO_BYTES:  # also refused by the uploader, and again by image_from_photo
         raise drawing.DrawingError(f"the photo is over {MAX_MB} MB")
     grey = lib.image_from_photo(file.getvalue())

@@ -191,9 +191,10 @@ def section(model: Net, image: np.ndarray) -> None:
                      on_change="rerun") as box:
         if box.open:
             st.caption("Each unit of a feature map looks at a window of the 28×28 input: a 3×3 conv's unit sees "
-                       "3×3 pixels, and every later layer widens the window (by 2 × the jump for a 3×3 conv; a "
-                       "pool doubles the jump). Pick a layer, then point at a unit. Rows and columns count from 0, "
-                       "as in PyTorch; every channel's unit at one place sees the same window.")
+                       "3×3 pixels, and every later 3×3 conv or pool widens the window (a 3×3 conv by 2 × the jump; a "
+                       "pool doubles the jump; a 1×1 conv widens nothing). Pick a layer, then point at a unit. Rows "
+                       "and columns count from 0, as in PyTorch; every channel's unit at one place sees the same "
+                       "window.")
             _explorer(data=explorer_data(model, image), key="rf_explorer_view", width="stretch", height="content")
 
 

@@ -22,7 +22,7 @@ WHY = {
     "rotate": "People slant their digits, but MNIST's are nearly upright: turned far, a digit looks like nothing the "
               "network learned from (positive turns it clockwise).",
     "shift_x": "Convolutions find a stroke anywhere, yet every MNIST digit was centred by its centre of mass: moved "
-               "off-centre, parts of it fall near the edge, where the padding cuts the filters short.",
+               "off-centre, parts of it fall near the edge, where the filters see less of it.",
     "shift_y": "The same up and down: pushed far enough, part of the digit goes off the edge, and what is left can "
                "read as another digit.",
     "scale": "MNIST's digits all fill a 20×20 box, so the filters learned strokes of one size; much smaller or "
@@ -123,7 +123,11 @@ def _transforms(model, image: np.ndarray) -> None:
 
 
 def _fingerprint(model, image: np.ndarray) -> str:
-    return f"{id(model)}:{hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()}"
+    """The model's weights and the image, hashed: a nudge is kept only for the digit and the network it was for."""
+    digest = hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes())
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _nudge(model, image: np.ndarray) -> None:
