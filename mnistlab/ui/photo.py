@@ -16,6 +16,8 @@ DRAW, PHOTO = "Draw", "Photo"
 CROP_X, CROP_Y = "photo_crop_x", "photo_crop_y"  # the crop, in percent of the photo's width and height
 HELD = "photo_held"  # (the file's id, its luminance): decoded once, not on every move of a crop slider
 PREVIEW_SIDE = 280
+CROP_WHY = ("The network reads only what is inside the crop, scaled to 20×20 as MNIST was: cut a stroke off, or let "
+            "a smudge in, and see the answer change.")
 MAX_MB = lib.MAX_PHOTO_BYTES // 2**20
 
 
@@ -82,8 +84,10 @@ def crop_controls() -> None:
     """The crop's sliders (shown once there is a photo): it starts round the ink, with a margin."""
     if HELD not in st.session_state:
         return
-    st.slider("crop: left to right (% of the photo's width)", 0, 100, key=CROP_X, persist_state="page")
-    st.slider("crop: top to bottom (% of the photo's height)", 0, 100, key=CROP_Y, persist_state="page")
+    st.slider("crop: left to right (% of the photo's width)", 0, 100, key=CROP_X, persist_state="page",
+              help=CROP_WHY)
+    st.slider("crop: top to bottom (% of the photo's height)", 0, 100, key=CROP_Y, persist_state="page",
+              help=CROP_WHY)
 
 
 def preview(grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
