@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from . import arch
 from .arch import ArchSpec
+from .rules import TARGET_ACCURACY as TARGET
 from .train import TrainConfig
 
 EPOCHS = 4  # every step, so that the steps compare at the same cost
@@ -59,7 +60,7 @@ STEPS: tuple[Step, ...] = (
             "cost."
         ),
         analysis=(
-            "Four epochs of the seed's recipe end about three tenths of a point short of 99.4 %; its own log "
+            f"Four epochs of the seed's recipe end about three tenths of a point short of {TARGET} %; its own log "
             "needed ten epochs to get there. A constant learning rate of 0.01 takes small, equal steps to the "
             "very end: the network is still learning when time runs out, and the last epoch is no better placed "
             "than any other."
@@ -187,12 +188,12 @@ STEPS: tuple[Step, ...] = (
         ),
         analysis=(
             "With 40 % of the parameters and a quarter of step 5's multiply-adds, four epochs leave it a little "
-            "below 99.4 % on average: a smaller network needs more passes to fit as well. Its head, global "
+            f"below {TARGET} % on average: a smaller network needs more passes to fit as well. Its head, global "
             "average pooling then a 1×1 conv, costs 210 parameters where step 5's 3×3 head cost 3,600, so nearly "
             "all of the budget goes to convolutions that look at the digit."
         ),
         question=(
-            "`lean` has 40 % of `best`'s parameters. What would you change for it to reach 99.4 %, and what does "
+            f"`lean` has 40 % of `best`'s parameters. What would you change for it to reach {TARGET} %, and what does "
             "that cost?"
         ),
         answer=(
