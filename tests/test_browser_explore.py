@@ -41,16 +41,20 @@ def point_at(page, canvas, row: int, col: int, size: int, click: bool = False) -
         page.mouse.up()
 
 
+def wait_or_explain(page, condition: str, arg, why) -> None:
+    """Wait until ``condition(arg)`` holds in the page; if it never does, fail with ``why()``, read at that moment."""
+    try:
+        page.wait_for_function(condition, arg=arg, timeout=WAIT_MS)
+    except Exception:
+        raise AssertionError(why()) from None
+
+
 def shown_window(page, digit, margin: int, unit: str) -> tuple[int, int, int, int]:
     """Once the map says ``unit`` is the one pointed at: the window the digit's amber frame outlines, in input
     pixels (first row, last row, first column, last column)."""
     marked = page.locator('canvas[data-testid="rfMap"]')
-    try:
-        page.wait_for_function("([c, u]) => c.dataset.unit === u", arg=[marked.element_handle(), unit],
-                               timeout=WAIT_MS)
-    except Exception:
-        raise AssertionError(f"the map marks unit {marked.get_attribute('data-unit')}, not the one pointed at "
-                             f"({unit})") from None
+    wait_or_explain(page, "([c, u]) => c.dataset.unit === u", [marked.element_handle(), unit],
+                    lambda: f"the map marks unit {marked.get_attribute('data-unit')}, not the one pointed at ({unit})")
     x0, y0, x1, y1 = digit.evaluate(AMBER_BOX)
     return y0 // S - margin, (y1 + 1) // S - 1 - margin, x0 // S - margin, (x1 + 1) // S - 1 - margin
 
@@ -92,12 +96,9 @@ def test_the_highlight_on_the_digit_follows_the_unit_pointed_at(server, browser)
 
 def cell_of(page, stepper, at_least: int) -> int:
     """The step-through's cell, once it is at least ``at_least`` (row-major)."""
-    try:
-        page.wait_for_function("([e, n]) => +e.dataset.cell >= n", arg=[stepper.element_handle(), at_least],
-                               timeout=WAIT_MS)
-    except Exception:
-        raise AssertionError(f"the step-through stayed at cell {stepper.get_attribute('data-cell')}, "
-                             f"never reaching {at_least}") from None
+    wait_or_explain(page, "([e, n]) => +e.dataset.cell >= n", [stepper.element_handle(), at_least],
+                    lambda: f"the step-through stayed at cell {stepper.get_attribute('data-cell')}, never reaching "
+                            f"{at_least}")
     return int(stepper.get_attribute("data-cell"))
 
 
